@@ -1,0 +1,81 @@
+//! Planner benchmark over a size grid (stations × parts, 12 monthly periods) on synthetic
+//! networks where each station sees 5–15 % of the parts.
+//!
+//! `cargo bench --bench plan -- 60x800 200x5000 500x20000` (default: 60x800). Prints, per
+//! size: active pairs, LP columns, instance generation, model build and solve times apart,
+//! method, rounds, gap, status and the process's peak memory (VmHWM). Each size should run
+//! in its own process for a clean peak-memory figure.
+
+use std::time::Instant;
+
+use spareplan::plan::{self, synthetic, PlanModel, PlanStatus, Policy};
+use spareplan::units::Amount;
+
+fn peak_memory_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let sizes: Vec<(usize, usize)> = std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (s, p) = a.split_once('x')?;
+            Some((s.parse().ok()?, p.parse().ok()?))
+        })
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![(60, 800)]
+    } else {
+        sizes
+    };
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/monthly-replenishment.toml"
+    ))
+    .expect("model file");
+    for (stations, parts) in sizes {
+        let mut model = PlanModel::from_toml(&text).expect("model");
+        let gen = Instant::now();
+        let syn = synthetic::generate(stations, parts, model.periods, 7);
+        let gen_ms = gen.elapsed().as_secs_f64() * 1e3;
+        // A budget at 80 % of mean monthly consumption, so the budget rows bind.
+        if let Some(b) = model.budget.as_mut() {
+            b.amount = Amount::from_major_f64(0.8 * syn.monthly_consumption_value);
+        }
+        let total = Instant::now();
+        let sol = plan::solve_full(&model, &syn.instance);
+        let r = &sol.result;
+        println!(
+            "{stations}x{parts}: pairs {} columns {} | generate {:.0} ms | build {:.0} ms | solve {:.0} ms | total {:.0} ms | {} rounds {} gap {:.4} | status {:?} | purchases {} transfers {} | peak {:.0} MB",
+            syn.instance.demand.len(),
+            r.columns,
+            gen_ms,
+            r.build_ms,
+            r.solve_ms,
+            total.elapsed().as_secs_f64() * 1e3,
+            r.method,
+            r.iterations,
+            r.gap.unwrap_or(f64::NAN),
+            r.status,
+            r.purchases.len(),
+            r.transfers.len(),
+            peak_memory_mb(),
+        );
+        if r.status == PlanStatus::Optimal && parts <= 5_000 {
+            let planned = plan::simulate(&model, &syn.instance, &syn.realised, &Policy::Plan(&sol));
+            let baseline = plan::simulate(&model, &syn.instance, &syn.realised, &Policy::MinMax);
+            for s in [planned, baseline] {
+                println!(
+                    "  replay {:8}: fill {:.3} stock-outs {} avg stock value {} total cost {}",
+                    s.policy, s.fill_rate, s.stockouts, s.average_stock_value, s.total_cost
+                );
+            }
+        }
+    }
+}

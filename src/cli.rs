@@ -1,0 +1,345 @@
+//! The command line: one binary, one subcommand per job (DESIGN §8).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::catalog::CodingRule;
+use crate::db::{Db, DEFAULT_URL};
+use crate::forecast_runs::{self, RunOptions, StoredForecast};
+use crate::interchange::{self, ImportError, Kind};
+use crate::plan_runs::{self, StoredPlan};
+use crate::report;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spareplan",
+    version,
+    about = "Spare-parts inventory and replenishment planner"
+)]
+pub struct Cli {
+    /// Database: sqlite://FILE (created on first run) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_URL, global = true)]
+    database_url: String,
+    /// Part-coding rule (TOML); the default is <line>-<ELE|MEC|HYD|OTH>-<6 digits>[-<rev>].
+    #[arg(long, env = "SPAREPLAN_CODING_RULE", global = true)]
+    coding_rule: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a fresh SQLite database, load data/demo and print a summary.
+    Demo {
+        /// Folder of the demo data set.
+        #[arg(long, default_value = "data/demo")]
+        data: PathBuf,
+        /// Database file to (re)create for the demo.
+        #[arg(long, default_value = "demo.db")]
+        db_file: PathBuf,
+    },
+    /// Apply pending migrations.
+    Migrate,
+    /// Import one CSV file of a kind, or a whole folder (--dir) in dependency order.
+    Import {
+        /// The kind of file (locations, lanes, suppliers, parts, prices, fits, equipment,
+        /// faults, peak-season, stock, credit).
+        #[arg(required_unless_present = "dir")]
+        kind: Option<Kind>,
+        #[arg(required_unless_present = "dir")]
+        file: Option<PathBuf>,
+        /// Import every interchange file of this folder, all or nothing.
+        #[arg(long, conflicts_with_all = ["kind", "file"])]
+        dir: Option<PathBuf>,
+    },
+    /// Export every table as CSV into a folder.
+    Export {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print the network summary of the current database.
+    Summary,
+    /// Forecast demand per part × station from the stored history and store the run.
+    Forecast {
+        /// Months to forecast after the last month of history.
+        #[arg(long, default_value_t = 12)]
+        horizon: usize,
+        /// Months of history to use (default: all).
+        #[arg(long)]
+        history_months: Option<usize>,
+    },
+    /// Rolling-origin backtest: over a CSV of series (`series_id,period,demand`) with
+    /// --series, or over the stored history.
+    Backtest {
+        #[arg(long)]
+        series: Option<PathBuf>,
+        /// Periods of the first training window.
+        #[arg(long)]
+        train: usize,
+        /// Periods forecast from each origin.
+        #[arg(long, default_value_t = 12)]
+        horizon: usize,
+        /// Where to write the forecasts (series_id,step,mean,p50,…,p999); with --series.
+        #[arg(long, default_value = "backtest-forecasts.csv")]
+        out: PathBuf,
+    },
+    /// Plan purchases and transfers with the linear program of a planning model, against
+    /// the newest stored forecast run.
+    Plan {
+        #[arg(long, default_value = "models/monthly-replenishment.toml")]
+        model: PathBuf,
+        /// How many of the largest proposals to print with their reasons.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Write a synthetic network (deterministic by seed) in the import formats, with its
+    /// ground truth apart.
+    Generate(crate::generate::GenerateArgs),
+}
+
+/// Parses arguments, runs the command and maps any error to a readable message and exit 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let rule = coding_rule(cli.coding_rule.as_deref())?;
+    match cli.command {
+        Command::Demo { data, db_file } => demo(&data, &db_file, &rule).await,
+        Command::Migrate => {
+            let db = connect(&cli.database_url).await?;
+            db.close().await;
+            println!("migrations applied to {}", cli.database_url);
+            Ok(())
+        }
+        Command::Import { kind, file, dir } => {
+            let db = connect(&cli.database_url).await?;
+            let outcome = import(&db, kind, file, dir, &rule).await;
+            db.close().await;
+            outcome
+        }
+        Command::Export { dir } => {
+            let db = connect(&cli.database_url).await?;
+            for (kind, rows) in interchange::export_dir(&db, &dir).await? {
+                println!("{:<16} {rows:>9} rows", kind.file_name());
+            }
+            db.close().await;
+            Ok(())
+        }
+        Command::Forecast {
+            horizon,
+            history_months,
+        } => {
+            let db = connect(&cli.database_url).await?;
+            let options = RunOptions {
+                horizon,
+                history_months,
+                ..RunOptions::default()
+            };
+            let stored = forecast_runs::run_and_store(&db, &options).await?;
+            print!("{}", forecast_runs::summary(&stored));
+            db.close().await;
+            Ok(())
+        }
+        Command::Backtest {
+            series,
+            train,
+            horizon,
+            out,
+        } => match series {
+            Some(series) => {
+                let report = tokio::task::spawn_blocking(move || {
+                    crate::forecast::backtest_csv(&series, train, horizon, &out)
+                })
+                .await??;
+                print!("{report}");
+                Ok(())
+            }
+            None => {
+                let db = connect(&cli.database_url).await?;
+                let report = forecast_runs::backtest_stored(&db, train, horizon).await?;
+                print!("{report}");
+                db.close().await;
+                Ok(())
+            }
+        },
+        Command::Plan { model, top } => {
+            let db = connect(&cli.database_url).await?;
+            let stored = plan(&db, &model, None).await?;
+            print!("{}", plan_runs::summary(&stored, top));
+            db.close().await;
+            Ok(())
+        }
+        Command::Generate(args) => {
+            let config = crate::generate::GenerateConfig::from(args);
+            let summary = tokio::task::spawn_blocking(move || crate::generate::generate(&config))
+                .await
+                .context("the generator stopped")??;
+            print!("{summary}");
+            Ok(())
+        }
+        Command::Summary => {
+            let db = connect(&cli.database_url).await?;
+            print!("{}", report::network_summary(&db).await?);
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+fn coding_rule(path: Option<&Path>) -> anyhow::Result<CodingRule> {
+    let Some(path) = path else {
+        return Ok(CodingRule::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read coding rule {}", path.display()))?;
+    CodingRule::from_toml(&text)
+        .with_context(|| format!("coding rule {} is not valid", path.display()))
+}
+
+async fn connect(url: &str) -> anyhow::Result<Db> {
+    Db::connect(url)
+        .await
+        .with_context(|| format!("cannot open database {url}"))
+}
+
+async fn import(
+    db: &Db,
+    kind: Option<Kind>,
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    rule: &CodingRule,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let summaries = match (kind, file, dir) {
+        (_, _, Some(dir)) => interchange::import_dir(db, &dir, rule).await,
+        (Some(kind), Some(file), None) => interchange::import_file(db, kind, &file, rule)
+            .await
+            .map(|s| vec![s]),
+        _ => anyhow::bail!("give a kind and a file, or --dir"),
+    };
+    match summaries {
+        Ok(summaries) => {
+            for s in summaries {
+                println!(
+                    "{:<16} {:>9} rows {:>8.2} s",
+                    s.kind.file_name(),
+                    s.rows,
+                    s.elapsed.as_secs_f64()
+                );
+            }
+            println!("imported in {:.1} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(ImportError::BadRows(rows)) => {
+            for row in &rows {
+                eprintln!("{row}");
+            }
+            anyhow::bail!("{} bad row(s); nothing was imported", rows.len())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The demo: a fresh database file, the demo data set, and the summary.
+async fn demo(data: &Path, db_file: &Path, rule: &CodingRule) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db_file.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove old {}", db_file.display()))
+            }
+        }
+    }
+    let url = format!("sqlite://{}", db_file.display());
+    let db = connect(&url).await?;
+    println!("Loading {} into {} …", data.display(), db_file.display());
+    let started = std::time::Instant::now();
+    let summaries = interchange::import_dir(&db, data, rule).await;
+    match summaries {
+        Ok(summaries) => {
+            for s in summaries {
+                println!(
+                    "  {:<16} {:>9} rows {:>8.2} s",
+                    s.kind.file_name(),
+                    s.rows,
+                    s.elapsed.as_secs_f64()
+                );
+            }
+        }
+        Err(ImportError::BadRows(rows)) => {
+            for row in &rows {
+                eprintln!("{row}");
+            }
+            anyhow::bail!("the demo data has {} bad row(s)", rows.len());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    println!("  loaded in {:.1} s\n", started.elapsed().as_secs_f64());
+    print!("{}", report::network_summary(&db).await?);
+    println!();
+    let stored = forecast_runs::run_and_store(&db, &RunOptions::default()).await?;
+    print!("{}", forecast_runs::summary(&stored));
+    println!();
+    let planned = plan(
+        &db,
+        Path::new("models/monthly-replenishment.toml"),
+        Some(&stored),
+    )
+    .await?;
+    print!("{}", plan_runs::summary(&planned, 5));
+    db.close().await;
+    Ok(())
+}
+
+/// Runs the planner with a spinner: a large plan takes a while.
+async fn plan(
+    db: &Db,
+    model: &Path,
+    forecast: Option<&StoredForecast>,
+) -> anyhow::Result<StoredPlan> {
+    let (model, text) = plan_runs::read_model(model)?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!("planning with model '{}' …", model.name));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let outcome = plan_runs::run_and_store(db, model, &text, forecast).await;
+    spinner.finish_and_clear();
+    Ok(outcome?)
+}

@@ -1,0 +1,8 @@
+//! Integration tests: each runs on a fresh database, on SQLite by default and on
+//! PostgreSQL with `SPAREPLAN_TEST_DB=postgres` (see `support`).
+
+mod catalog;
+mod forecast_truth;
+mod interchange;
+mod ledger;
+mod support;
