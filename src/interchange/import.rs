@@ -1125,6 +1125,8 @@ async fn import_faults(
             sql_execute!(tx.conn(), &format!("drop index {name}"))?;
         }
         if tx.backend() == Backend::Postgres {
+            // Deferred checks from the files loaded before must fire before an ALTER TABLE.
+            sql_execute!(tx.conn(), "set constraints all immediate")?;
             for (name, _) in FAULT_FOREIGN_KEYS {
                 sql_execute!(tx.conn(), &format!("alter table faults drop constraint {name}"))?;
             }
