@@ -2,10 +2,10 @@
 //! Rows are buffered and flushed in bounded batches, so memory stays flat in file size.
 
 use chrono::NaiveDate;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgCopyIn};
 use sqlx::sqlite::SqliteConnection;
 
-use crate::db::{Conn, DbError};
+use crate::db::{Backend, Conn, DbError};
 
 /// One column value of a row to write.
 #[derive(Debug, Clone)]
@@ -25,12 +25,69 @@ const SQLITE_MAX_VARIABLES: usize = 8_000;
 /// COPY payload flushed at about this many bytes.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
+/// Rows encoded for one backend: bound values of one multi-row INSERT on SQLite, a chunk
+/// of COPY text on PostgreSQL. Encoding is CPU work done by whoever fills the batch, so a
+/// reader can encode the next batch while the database writes the last one.
+pub struct Batch {
+    encoded: Encoded,
+    columns: usize,
+    rows: usize,
+}
+
+enum Encoded {
+    Values(Vec<Val>),
+    Copy(String),
+}
+
+impl Batch {
+    pub fn new(backend: Backend, columns: usize) -> Self {
+        let encoded = match backend {
+            Backend::Sqlite => Encoded::Values(Vec::new()),
+            Backend::Postgres => Encoded::Copy(String::new()),
+        };
+        Batch {
+            encoded,
+            columns,
+            rows: 0,
+        }
+    }
+
+    /// Adds one row (values in column order).
+    pub fn push(&mut self, row: Vec<Val>) {
+        debug_assert_eq!(row.len(), self.columns);
+        self.rows += 1;
+        match &mut self.encoded {
+            Encoded::Values(values) => values.extend(row),
+            Encoded::Copy(lines) => append_copy_line(lines, &row),
+        }
+    }
+
+    /// Whether the batch has reached the size written in one go.
+    pub fn is_full(&self) -> bool {
+        match &self.encoded {
+            Encoded::Values(values) => values.len() + self.columns > SQLITE_MAX_VARIABLES,
+            Encoded::Copy(lines) => lines.len() >= COPY_CHUNK_BYTES,
+        }
+    }
+
+    fn empty_like(&self) -> Batch {
+        let encoded = match self.encoded {
+            Encoded::Values(_) => Encoded::Values(Vec::new()),
+            Encoded::Copy(_) => Encoded::Copy(String::new()),
+        };
+        Batch {
+            encoded,
+            columns: self.columns,
+            rows: 0,
+        }
+    }
+}
+
+/// Writes batches into a table as they come.
 pub struct BulkInsert {
     table: &'static str,
     columns: &'static [&'static str],
-    rows_per_statement: usize,
-    values: Vec<Val>,
-    copy_buf: String,
+    batch: Option<Batch>,
     written: u64,
 }
 
@@ -39,85 +96,187 @@ impl BulkInsert {
         BulkInsert {
             table,
             columns,
-            rows_per_statement: (SQLITE_MAX_VARIABLES / columns.len()).max(1),
-            values: Vec::new(),
-            copy_buf: String::new(),
+            batch: None,
             written: 0,
         }
     }
 
-    /// Queues one row (values in column order), flushing a full batch.
-    pub async fn push(&mut self, conn: Conn<'_>, row: Vec<Val>) -> Result<(), DbError> {
-        debug_assert_eq!(row.len(), self.columns.len());
-        self.written += 1;
-        match conn {
-            Conn::Sqlite(c) => {
-                self.values.extend(row);
-                if self.values.len() >= self.rows_per_statement * self.columns.len() {
-                    self.flush_sqlite(c).await?;
-                }
-            }
-            Conn::Postgres(c) => {
-                append_copy_line(&mut self.copy_buf, &row);
-                if self.copy_buf.len() >= COPY_CHUNK_BYTES {
-                    self.flush_postgres(c).await?;
-                }
-            }
+    /// Queues one row (values in column order), writing a full batch.
+    pub async fn push(&mut self, mut conn: Conn<'_>, row: Vec<Val>) -> Result<(), DbError> {
+        let columns = self.columns.len();
+        let batch = self
+            .batch
+            .get_or_insert_with(|| Batch::new(conn.backend(), columns));
+        batch.push(row);
+        if batch.is_full() {
+            let full = std::mem::replace(batch, batch.empty_like());
+            self.written += write_batch(conn.reborrow(), self.table, self.columns, full).await?;
         }
         Ok(())
     }
 
     /// Writes what is still buffered; returns the number of rows written in all.
     pub async fn finish(mut self, conn: Conn<'_>) -> Result<u64, DbError> {
-        match conn {
-            Conn::Sqlite(c) => self.flush_sqlite(c).await?,
-            Conn::Postgres(c) => self.flush_postgres(c).await?,
+        if let Some(batch) = self.batch.take() {
+            self.written += write_batch(conn, self.table, self.columns, batch).await?;
         }
         Ok(self.written)
     }
+}
 
-    async fn flush_sqlite(&mut self, conn: &mut SqliteConnection) -> Result<(), DbError> {
-        if self.values.is_empty() {
-            return Ok(());
-        }
-        let rows = self.values.len() / self.columns.len();
-        let sql = insert_sql(self.table, self.columns, rows);
-        let mut query = sqlx::query(&sql);
-        for value in self.values.drain(..) {
-            query = match value {
-                Val::Int(v) => query.bind(v),
-                Val::OptInt(v) => query.bind(v),
-                Val::Text(v) => query.bind(v),
-                Val::OptText(v) => query.bind(v),
-                Val::Float(v) => query.bind(v),
-                Val::Bool(v) => query.bind(v),
-                Val::Date(v) => query.bind(v),
-                Val::OptDate(v) => query.bind(v),
-            };
-        }
-        query.execute(conn).await?;
-        Ok(())
+/// Writes one batch: one INSERT on SQLite, one COPY on PostgreSQL.
+async fn write_batch(
+    conn: Conn<'_>,
+    table: &str,
+    columns: &[&str],
+    batch: Batch,
+) -> Result<u64, DbError> {
+    let rows = batch.rows as u64;
+    if rows == 0 {
+        return Ok(0);
     }
+    match (conn, batch.encoded) {
+        (Conn::Sqlite(c), Encoded::Values(values)) => {
+            insert_values(c, table, columns, values).await?
+        }
+        (Conn::Postgres(c), Encoded::Copy(lines)) => {
+            let mut copy = c.copy_in_raw(&copy_sql(table, columns)).await?;
+            if let Err(e) = send_copy(&mut copy, lines).await {
+                // Abort so the connection is usable for the rollback that follows.
+                let _ = copy.abort("bulk insert failed").await;
+                return Err(e);
+            }
+            copy.finish().await?;
+        }
+        _ => unreachable!("a batch is encoded for the backend of the connection it was made for"),
+    }
+    Ok(rows)
+}
 
-    async fn flush_postgres(&mut self, conn: &mut PgConnection) -> Result<(), DbError> {
-        if self.copy_buf.is_empty() {
-            return Ok(());
+/// Streams rows into `table` until `fill` reports the end, reading and encoding the next
+/// batch while the database writes the last one (sqlx runs SQLite on its own worker
+/// thread, and PostgreSQL is another process, so the two overlap on two cores). `fill` adds
+/// rows to the batch it is given until the batch is full; it returns false at the end of
+/// its input. After a failed write `fill` is still called to the end, so that the reader
+/// can report every bad row, but nothing more is written. Returns the rows written.
+pub async fn stream_into(
+    conn: Conn<'_>,
+    table: &str,
+    columns: &[&str],
+    mut fill: impl FnMut(&mut Batch) -> bool,
+) -> Result<u64, DbError> {
+    let backend = conn.backend();
+    let mut batch = Batch::new(backend, columns.len());
+    let more = fill(&mut batch);
+    match conn {
+        Conn::Sqlite(c) => {
+            let mut pending = Some((batch, more));
+            let mut written = 0;
+            let mut failed = None;
+            while let Some((current, more)) = pending.take() {
+                let rows = current.rows as u64;
+                let mut next = current.empty_like();
+                let Encoded::Values(values) = current.encoded else {
+                    unreachable!("SQLite batches hold values")
+                };
+                let write = async {
+                    match failed {
+                        None if rows > 0 => insert_values(&mut *c, table, columns, values).await,
+                        _ => Ok(()),
+                    }
+                };
+                let read = async { more && fill(&mut next) };
+                let (result, more_after) = futures::join!(write, read);
+                match result {
+                    Ok(()) if failed.is_none() => written += rows,
+                    Ok(()) => {}
+                    Err(e) => failed = Some(e),
+                }
+                if more || next.rows > 0 {
+                    pending = Some((next, more_after));
+                }
+            }
+            failed.map_or(Ok(written), Err)
         }
-        let sql = format!(
-            "copy {} ({}) from stdin with (format csv)",
-            self.table,
-            self.columns.join(", ")
-        );
-        let mut copy = conn.copy_in_raw(&sql).await?;
-        let payload = std::mem::take(&mut self.copy_buf);
-        if let Err(e) = copy.send(payload.into_bytes()).await {
-            // Abort so the connection is usable for the rollback that follows.
-            let _ = copy.abort("bulk insert failed").await;
-            return Err(e.into());
+        Conn::Postgres(c) => {
+            let mut copy = c.copy_in_raw(&copy_sql(table, columns)).await?;
+            let (mut current, mut more) = (batch, more);
+            let mut written = 0;
+            let mut failed: Option<DbError> = None;
+            loop {
+                let rows = current.rows as u64;
+                let mut next = current.empty_like();
+                let Encoded::Copy(lines) = current.encoded else {
+                    unreachable!("PostgreSQL batches hold COPY text")
+                };
+                let write = async {
+                    match failed {
+                        None if rows > 0 => send_copy(&mut copy, lines).await,
+                        _ => Ok(()),
+                    }
+                };
+                let read = async { more && fill(&mut next) };
+                let (result, more_after) = futures::join!(write, read);
+                match result {
+                    Ok(()) if failed.is_none() => written += rows,
+                    Ok(()) => {}
+                    Err(e) => failed = Some(e),
+                }
+                if !more && next.rows == 0 {
+                    break;
+                }
+                (current, more) = (next, more_after);
+            }
+            match failed {
+                Some(e) => {
+                    // Abort so the connection is usable for the rollback that follows.
+                    let _ = copy.abort("bulk insert failed").await;
+                    Err(e)
+                }
+                None => {
+                    copy.finish().await?;
+                    Ok(written)
+                }
+            }
         }
-        copy.finish().await?;
-        Ok(())
     }
+}
+
+async fn insert_values(
+    conn: &mut SqliteConnection,
+    table: &str,
+    columns: &[&str],
+    values: Vec<Val>,
+) -> Result<(), DbError> {
+    let rows = values.len() / columns.len();
+    let sql = insert_sql(table, columns, rows);
+    let mut query = sqlx::query(&sql);
+    for value in values {
+        query = match value {
+            Val::Int(v) => query.bind(v),
+            Val::OptInt(v) => query.bind(v),
+            Val::Text(v) => query.bind(v),
+            Val::OptText(v) => query.bind(v),
+            Val::Float(v) => query.bind(v),
+            Val::Bool(v) => query.bind(v),
+            Val::Date(v) => query.bind(v),
+            Val::OptDate(v) => query.bind(v),
+        };
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+async fn send_copy(copy: &mut PgCopyIn<&mut PgConnection>, lines: String) -> Result<(), DbError> {
+    copy.send(lines.into_bytes()).await?;
+    Ok(())
+}
+
+fn copy_sql(table: &str, columns: &[&str]) -> String {
+    format!(
+        "copy {table} ({}) from stdin with (format csv)",
+        columns.join(", ")
+    )
 }
 
 /// A multi-row insert with anonymous `?` placeholders. (Numbered `$n` ones cost SQLite a

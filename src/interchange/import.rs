@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use super::bulk::{BulkInsert, Val};
+use super::bulk::{stream_into, Batch, BulkInsert, Val};
 use super::kind::Kind;
 use super::rows::SampleRow;
 use super::rows::*;
@@ -197,6 +197,8 @@ struct Source {
     name: String,
     reader: csv::Reader<BufReader<File>>,
     header: csv::StringRecord,
+    /// Reused for every row, so reading allocates nothing per row.
+    record: csv::StringRecord,
 }
 
 impl Source {
@@ -236,6 +238,7 @@ impl Source {
             name,
             reader,
             header,
+            record: csv::StringRecord::new(),
         })
     }
 
@@ -245,15 +248,14 @@ impl Source {
         &mut self,
         errors: &mut Vec<RowError>,
     ) -> Option<(u64, Option<R>)> {
-        let mut record = csv::StringRecord::new();
-        match self.reader.read_record(&mut record) {
+        match self.reader.read_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                match record.deserialize::<R>(Some(&self.header)) {
+                let line = self.record.position().map_or(0, |p| p.line());
+                match self.record.deserialize::<R>(Some(&self.header)) {
                     Ok(row) => Some((line, Some(row))),
                     Err(e) => {
-                        errors.extend(self.bad_cells::<R>(line, &record, &e));
+                        errors.extend(self.bad_cells::<R>(line, &self.record, &e));
                         Some((line, None))
                     }
                 }
@@ -381,7 +383,7 @@ impl Refs {
         if needs_locations {
             let rows = sql_fetch_all!(
                 (i64, String, String, Option<String>),
-                reborrow(&mut conn),
+                conn.reborrow(),
                 "select id, code, kind, region from locations"
             )?;
             for (id, code, kind, region) in rows {
@@ -395,35 +397,26 @@ impl Refs {
             }
         }
         if kind == Kind::Parts {
-            refs.suppliers =
-                code_ids(reborrow(&mut conn), "select code, id from suppliers").await?;
+            refs.suppliers = code_ids(conn.reborrow(), "select code, id from suppliers").await?;
         }
         if matches!(
             kind,
             Kind::Parts | Kind::Prices | Kind::Fits | Kind::Faults | Kind::Stock
         ) {
-            refs.parts = code_ids(reborrow(&mut conn), "select code, id from parts").await?;
+            refs.parts = code_ids(conn.reborrow(), "select code, id from parts").await?;
         }
         if kind == Kind::Faults {
-            refs.equipment =
-                code_ids(reborrow(&mut conn), "select serial, id from equipment").await?;
+            refs.equipment = code_ids(conn.reborrow(), "select serial, id from equipment").await?;
         }
         if let Some(table) = explicit_id_table(kind) {
             let max = sql_scalar!(
                 i64,
-                reborrow(&mut conn),
+                conn.reborrow(),
                 &format!("select cast(coalesce(max(id), 0) as bigint) from {table}")
             )?;
             refs.next_id = max + 1;
         }
         Ok(refs)
-    }
-}
-
-fn reborrow<'a>(conn: &'a mut Conn<'_>) -> Conn<'a> {
-    match conn {
-        Conn::Sqlite(c) => Conn::Sqlite(c),
-        Conn::Postgres(c) => Conn::Postgres(c),
     }
 }
 
@@ -1128,31 +1121,34 @@ async fn import_faults(
             // Deferred checks from the files loaded before must fire before an ALTER TABLE.
             sql_execute!(tx.conn(), "set constraints all immediate")?;
             for (name, _) in FAULT_FOREIGN_KEYS {
-                sql_execute!(tx.conn(), &format!("alter table faults drop constraint {name}"))?;
+                sql_execute!(
+                    tx.conn(),
+                    &format!("alter table faults drop constraint {name}")
+                )?;
             }
         }
     }
-    let mut bulk = BulkInsert::new("faults", FAULT_COLUMNS);
     let name = file.name.clone();
-    let mut write_failed: Option<DbError> = None;
-    while let Some((line, row)) = file.next_row::<FaultRow>(&mut ctx.errors) {
-        let Some(row) = row else { continue };
-        let (mut rc, refs, _, _) = ctx.row(&name, line);
-        let values = check_fault(row, &mut rc, refs);
-        if rc.bad || !ctx.errors.is_empty() || write_failed.is_some() {
-            continue;
+    let fill = |batch: &mut Batch| {
+        while let Some((line, row)) = file.next_row::<FaultRow>(&mut ctx.errors) {
+            let Some(row) = row else { continue };
+            let (mut rc, refs, _, _) = ctx.row(&name, line);
+            let values = check_fault(row, &mut rc, refs);
+            // After the first bad row nothing will be written: only look for more.
+            if rc.bad || !ctx.errors.is_empty() {
+                continue;
+            }
+            batch.push(values);
+            if batch.is_full() {
+                return true;
+            }
         }
-        if let Err(e) = bulk.push(tx.conn(), values).await {
-            write_failed = Some(e);
-        }
-    }
+        false
+    };
+    let mut outcome = stream_into(tx.conn(), "faults", FAULT_COLUMNS, fill).await;
     if !ctx.errors.is_empty() {
         return Ok(0);
     }
-    let mut outcome = match write_failed {
-        Some(e) => Err(e),
-        None => bulk.finish(tx.conn()).await,
-    };
     if rebuild && outcome.is_ok() {
         if let Err(e) = restore_fault_constraints(tx).await {
             outcome = Err(e);
@@ -1171,8 +1167,14 @@ async fn import_faults(
 
 /// The faults table's indexes as the migrations create them.
 const FAULT_INDEXES: [(&str, &str); 2] = [
-    ("faults_line_key", "create unique index faults_line_key on faults (work_order, part_id)"),
-    ("faults_part_station_idx", "create index faults_part_station_idx on faults (part_id, station_id)"),
+    (
+        "faults_line_key",
+        "create unique index faults_line_key on faults (work_order, part_id)",
+    ),
+    (
+        "faults_part_station_idx",
+        "create index faults_part_station_idx on faults (part_id, station_id)",
+    ),
 ];
 
 /// The faults table's foreign keys on PostgreSQL. Checked row by row they cost three
@@ -1180,9 +1182,18 @@ const FAULT_INDEXES: [(&str, &str); 2] = [
 /// them after the load validates all lines in one join each. The importer has already
 /// checked every reference, so this is a second line of defence, not the first.
 const FAULT_FOREIGN_KEYS: [(&str, &str); 3] = [
-    ("faults_equipment_fkey", "foreign key (equipment_id) references equipment (id)"),
-    ("faults_station_fkey", "foreign key (station_id) references locations (id)"),
-    ("faults_part_fkey", "foreign key (part_id) references parts (id)"),
+    (
+        "faults_equipment_fkey",
+        "foreign key (equipment_id) references equipment (id)",
+    ),
+    (
+        "faults_station_fkey",
+        "foreign key (station_id) references locations (id)",
+    ),
+    (
+        "faults_part_fkey",
+        "foreign key (part_id) references parts (id)",
+    ),
 ];
 
 /// Recreates what a bulk load dropped: the indexes everywhere, the foreign keys on PostgreSQL.
@@ -1207,7 +1218,8 @@ async fn rebuild_indexes_for(tx: &mut Tx, file: &Source) -> Result<bool, DbError
     /// Bytes of a typical fault line; only the order of magnitude matters here.
     const BYTES_PER_LINE: u64 = 90;
     let incoming = std::fs::metadata(&file.name).map_or(0, |m| m.len()) / BYTES_PER_LINE;
-    let (existing,) = sql_fetch_optional!((i64,), tx.conn(), "select count(*) from faults")?.unwrap_or((0,));
+    let (existing,) =
+        sql_fetch_optional!((i64,), tx.conn(), "select count(*) from faults")?.unwrap_or((0,));
     Ok(incoming > 100_000 && incoming > u64::try_from(existing).unwrap_or(0))
 }
 
