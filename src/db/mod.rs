@@ -161,6 +161,16 @@ impl Tx {
     }
 }
 
+impl Conn<'_> {
+    /// The same connection, borrowed again for one more statement.
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
 impl PooledConn {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
