@@ -29,9 +29,15 @@ if ! command -v wrk >/dev/null; then
     }
 fi
 
-cargo build --release --quiet --bin spareplan
+# PROFILE=debug skips the release build (for checking the script, not for figures).
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet --bin spareplan
+else
+    cargo build --quiet --bin spareplan
+fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET/release/spareplan"
+BIN="$TARGET/$PROFILE/spareplan"
 WORK=$(mktemp -d)
 SERVER=""
 cleanup() {
@@ -128,7 +134,7 @@ run_backend() {
     non2xx=$(awk '/Non-2xx/ { print $NF }' "$WORK/$backend.out")
     errors=$(awk '/Socket errors/ { print }' "$WORK/$backend.out")
     printf '%-8s requests/s %s (look-ups/s %.0f), p50 %s, p99 %s, failed %s%s\n' \
-        "$backend" "$rps" "$(echo "$rps * 0.95" | bc -l)" "$p50" "$p99" "${non2xx:-0}" \
+        "$backend" "$rps" "$(awk -v r="$rps" 'BEGIN { print r * 0.95 }')" "$p50" "$p99" "${non2xx:-0}" \
         "${errors:+, $errors}" >> "$WORK/summary"
 }
 

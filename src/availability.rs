@@ -232,7 +232,9 @@ pub async fn record(
         "select id from parts where code = $1",
         code.as_str()
     )?
-    .ok_or_else(|| ServiceError::invalid("part_code", format!("part '{part_code}' does not exist")))?;
+    .ok_or_else(|| {
+        ServiceError::invalid("part_code", format!("part '{part_code}' does not exist"))
+    })?;
     let (station_id, kind) = location_id(tx.conn(), "station", station_code)
         .await
         .map_err(|_| ServiceError::not_found(format!("station '{station_code}'")))?;
@@ -248,10 +250,18 @@ pub async fn record(
         StationMove::TransferArrival => MovementKind::TransferIn,
     };
     if what == StationMove::TransferArrival {
-        let Some(r) = reference.as_deref().and_then(|r| r.strip_prefix("proposal:")) else {
-            return Err(ServiceError::invalid("proposal_id", "a transfer arrival names its proposal"));
+        let Some(r) = reference
+            .as_deref()
+            .and_then(|r| r.strip_prefix("proposal:"))
+        else {
+            return Err(ServiceError::invalid(
+                "proposal_id",
+                "a transfer arrival names its proposal",
+            ));
         };
-        let id: i64 = r.parse().map_err(|_| ServiceError::invalid("proposal_id", "not a number"))?;
+        let id: i64 = r
+            .parse()
+            .map_err(|_| ServiceError::invalid("proposal_id", "not a number"))?;
         let found = sql_fetch_optional!(
             (String, String, i64, i64),
             tx.conn(),
@@ -259,11 +269,14 @@ pub async fn record(
             id
         )?;
         match found {
-            Some((k, s, p, to)) if k == "transfer" && s == "released" && p == part.0 && to == station_id => {}
+            Some((k, s, p, to))
+                if k == "transfer" && s == "released" && p == part.0 && to == station_id => {}
             Some(_) => {
                 return Err(ServiceError::invalid(
                     "proposal_id",
-                    format!("proposal {id} is not a released transfer of this part to {station_code}"),
+                    format!(
+                        "proposal {id} is not a released transfer of this part to {station_code}"
+                    ),
                 ))
             }
             None => {
@@ -297,7 +310,11 @@ pub async fn record(
             };
             return Err(ServiceError::conflict(
                 "qty",
-                format!("{} {} refused: only {have} {bucket} at {station_code}", kind.ledger_kind(), qty.get()),
+                format!(
+                    "{} {} refused: only {have} {bucket} at {station_code}",
+                    kind.ledger_kind(),
+                    qty.get()
+                ),
             ));
         }
         Err(stock::StockError::KeyReused(_)) => {
@@ -312,7 +329,12 @@ pub async fn record(
         Applied::Moved(b) => (true, b),
         Applied::Replayed => {
             drop(tx);
-            return Ok(recorded(part_code, station_code, false, stock::balance(db, part.0, station_id).await?));
+            return Ok(recorded(
+                part_code,
+                station_code,
+                false,
+                stock::balance(db, part.0, station_id).await?,
+            ));
         }
     };
     let d = kind.deltas(qty);

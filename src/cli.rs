@@ -147,7 +147,14 @@ enum TokenCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve { .. });
-    init_tracing(cli.log_json, if serving { "info,sqlx=warn" } else { "warn,sqlx=error" });
+    init_tracing(
+        cli.log_json,
+        if serving {
+            "info,sqlx=warn"
+        } else {
+            "warn,sqlx=error"
+        },
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

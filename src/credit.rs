@@ -201,8 +201,10 @@ pub async fn record_payment(
             entity: "credit_account",
             entity_id: station_code.to_owned(),
             before: serde_json::to_value(&before).ok(),
-            after: Some(serde_json::json!({"payment_id": id, "amount_minor": amount_minor,
-                "paid_on": paid_on, "account": after})),
+            after: Some(
+                serde_json::json!({"payment_id": id, "amount_minor": amount_minor,
+                "paid_on": paid_on, "account": after}),
+            ),
         },
     )
     .await?;
@@ -261,7 +263,8 @@ type LimitRow = (
     Option<String>,
 );
 
-const LIMIT_SELECT: &str = "select r.id, l.code, r.new_limit_minor, r.currency, r.reason, r.status, r.version,
+const LIMIT_SELECT: &str =
+    "select r.id, l.code, r.new_limit_minor, r.currency, r.reason, r.status, r.version,
         r.requested_by, r.decided_by
      from credit_limit_requests r join locations l on l.id = r.station_id";
 
@@ -294,7 +297,10 @@ pub async fn request_limit(
         ));
     }
     if reason.trim().is_empty() {
-        return Err(ServiceError::invalid("reason", "a limit change needs a reason"));
+        return Err(ServiceError::invalid(
+            "reason",
+            "a limit change needs a reason",
+        ));
     }
     let mut tx = db.begin().await?;
     let (station_id, kind) = location_id(tx.conn(), "station", station_code).await?;
@@ -354,9 +360,8 @@ pub async fn limit_requests(
     status: Option<&str>,
 ) -> Result<Vec<LimitRequest>, ServiceError> {
     let mut conn = db.acquire().await?;
-    let sql = format!(
-        "{LIMIT_SELECT} where (cast($1 as text) is null or r.status = $1) order by r.id"
-    );
+    let sql =
+        format!("{LIMIT_SELECT} where (cast($1 as text) is null or r.status = $1) order by r.id");
     Ok(sql_fetch_all!(LimitRow, conn.conn(), &sql, status)?
         .into_iter()
         .map(limit_request)
@@ -391,10 +396,16 @@ pub async fn decide_limit(
         return Err(if current.version != version {
             ServiceError::conflict(
                 "version",
-                format!("version {version} is stale; the request is at {}", current.version),
+                format!(
+                    "version {version} is stale; the request is at {}",
+                    current.version
+                ),
             )
         } else {
-            ServiceError::conflict("status", format!("the request is already {}", current.status))
+            ServiceError::conflict(
+                "status",
+                format!("the request is already {}", current.status),
+            )
         });
     };
     let old_limit = sql_fetch_optional!(

@@ -60,7 +60,8 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "select id, kind, status, params_json, result_id, failure, actor, created_at, started_at,
+const SELECT: &str =
+    "select id, kind, status, params_json, result_id, failure, actor, created_at, started_at,
         heartbeat_at, finished_at from jobs";
 
 /// How often a running job beats, and how long without a beat means its instance died.
@@ -128,7 +129,8 @@ impl JobRunner {
     /// Queues a job and starts it in the background.
     pub async fn submit(&self, actor: &str, spec: JobSpec) -> Result<JobView, ServiceError> {
         self.check(&spec)?;
-        let params = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let params =
+            serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let mut conn = self.db.acquire().await?;
         let (id,) = sql_fetch_optional!(
             (i64,),
@@ -247,7 +249,12 @@ impl JobRunner {
                 let stored = plan_runs::run_and_store(&self.db, plan_model, &text, None)
                     .await
                     .map_err(|e| e.to_string())?;
-                if let Some(why) = stored.result.reason.as_ref().filter(|_| stored.proposals == 0) {
+                if let Some(why) = stored
+                    .result
+                    .reason
+                    .as_ref()
+                    .filter(|_| stored.proposals == 0)
+                {
                     tracing::warn!(run = stored.id, why, "plan run wrote no proposals");
                 }
                 Ok(stored.id)
@@ -290,10 +297,20 @@ pub async fn get(db: &Db, id: i64) -> Result<JobView, ServiceError> {
         .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
 }
 
-pub async fn list(db: &Db, after: Option<i64>, limit: Option<i64>) -> Result<Page<JobView>, ServiceError> {
+pub async fn list(
+    db: &Db,
+    after: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Page<JobView>, ServiceError> {
     let limit = page_limit(limit)?;
     let mut conn = db.acquire().await?;
     let sql = format!("{SELECT} where id > $1 order by id limit $2");
-    let rows = sql_fetch_all!(JobView, conn.conn(), &sql, after.unwrap_or(0), (limit + 1) as i64)?;
+    let rows = sql_fetch_all!(
+        JobView,
+        conn.conn(),
+        &sql,
+        after.unwrap_or(0),
+        (limit + 1) as i64
+    )?;
     Ok(Page::cut(rows, limit, |j| j.id))
 }

@@ -45,7 +45,8 @@ pub struct ProposalView {
     pub edit_reason: Option<String>,
 }
 
-const SELECT: &str = "select p.id, p.plan_run_id, p.kind, pt.code as part_code, s.code as supplier_code,
+const SELECT: &str =
+    "select p.id, p.plan_run_id, p.kind, pt.code as part_code, s.code as supplier_code,
         f.code as from_code, t.code as to_code, p.qty, p.original_qty, p.order_by, p.arrive_on,
         p.unit_cost_minor, p.currency, p.credit_impact_minor, p.status, p.version, p.edit_reason
      from proposals p join parts pt on pt.id = p.part_id
@@ -80,7 +81,10 @@ pub async fn list(db: &Db, filter: &Filter) -> Result<Page<ProposalView>, Servic
     let limit = page_limit(filter.limit)?;
     if let Some(k) = &filter.kind {
         if !KINDS.contains(&k.as_str()) {
-            return Err(ServiceError::invalid("kind", "must be purchase or transfer"));
+            return Err(ServiceError::invalid(
+                "kind",
+                "must be purchase or transfer",
+            ));
         }
     }
     if let Some(s) = &filter.status {
@@ -372,7 +376,9 @@ pub async fn approve(
     }
     let mut status = "approved";
     if c.kind == "transfer" && c.credit_impact_minor > 0 {
-        if let Some(account) = credit::account_by_id(&mut tx, c.to_id, Utc::now().date_naive()).await? {
+        if let Some(account) =
+            credit::account_by_id(&mut tx, c.to_id, Utc::now().date_naive()).await?
+        {
             if account.headroom_minor < c.credit_impact_minor {
                 status = "awaiting_finance";
             }
@@ -446,20 +452,21 @@ pub const RELEASE_HEADER: &str =
 /// is released): purchases go on order at their destination, transfers leave their source
 /// and travel in transit to their destination; a transfer with a credit impact becomes an
 /// advance on the station's account. Returns the released proposals as proposals.csv.
-pub async fn release(
-    db: &Db,
-    actor: &str,
-    items: &[(i64, i64)],
-) -> Result<String, ServiceError> {
+pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<String, ServiceError> {
     if items.is_empty() {
-        return Err(ServiceError::invalid("proposals", "name at least one proposal"));
+        return Err(ServiceError::invalid(
+            "proposals",
+            "name at least one proposal",
+        ));
     }
     let mut tx = db.begin().await?;
     let today = Utc::now().date_naive();
     let mut csv = String::from(RELEASE_HEADER);
     csv.push('\n');
     for (i, &(id, version)) in items.iter().enumerate() {
-        let c = claim(&mut tx, id, version).await.map_err(|e| at_item(e, i))?;
+        let c = claim(&mut tx, id, version)
+            .await
+            .map_err(|e| at_item(e, i))?;
         let before = before_image(view_in(&mut tx, id).await?);
         if c.status != "approved" {
             return Err(at_item(wrong_state(id, &c.status, "released"), i));
@@ -496,8 +503,15 @@ pub async fn release(
             })?;
         }
         if c.kind == "transfer" {
-            credit::advance(&mut tx, c.to_id, id, c.credit_impact_minor, &c.currency, today)
-                .await?;
+            credit::advance(
+                &mut tx,
+                c.to_id,
+                id,
+                c.credit_impact_minor,
+                &c.currency,
+                today,
+            )
+            .await?;
         }
         sql_execute!(
             tx.conn(),

@@ -183,7 +183,9 @@ impl From<ServiceError> for ApiError {
                 field: "idempotency_key".into(),
                 detail: e.to_string(),
             },
-            ServiceError::Stock(StockError::ZeroQty) => ApiError::invalid("qty", "must be positive"),
+            ServiceError::Stock(StockError::ZeroQty) => {
+                ApiError::invalid("qty", "must be positive")
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -101,7 +101,10 @@ pub async fn list_jobs(
     Ok(Json(jobs::list(&s.db, q.after, q.limit).await?))
 }
 
-pub async fn get_job(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<jobs::JobView> {
+pub async fn get_job(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<jobs::JobView> {
     Ok(Json(jobs::get(&s.db, id).await?))
 }
 
@@ -190,7 +193,9 @@ pub async fn approve_proposal(
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<VersionRequest>,
 ) -> ApiResult<proposals::ProposalView> {
-    Ok(Json(proposals::approve(&s.db, &p.actor(), id, b.version).await?))
+    Ok(Json(
+        proposals::approve(&s.db, &p.actor(), id, b.version).await?,
+    ))
 }
 
 pub async fn reject_proposal(
@@ -373,7 +378,9 @@ pub async fn station_arrivals(
     State(s): State<AppState>,
     ApiPath(station): ApiPath<String>,
 ) -> ApiResult<Vec<availability::Arrival>> {
-    Ok(Json(availability::expected_arrivals(&s.db, &station).await?))
+    Ok(Json(
+        availability::expected_arrivals(&s.db, &station).await?,
+    ))
 }
 
 // ---- finance -----------------------------------------------------------------------
@@ -435,7 +442,8 @@ pub async fn request_limit(
     ApiPath(station): ApiPath<String>,
     ApiJson(b): ApiJson<LimitChangeRequest>,
 ) -> Result<(StatusCode, Json<credit::LimitRequest>), ApiError> {
-    let r = credit::request_limit(&s.db, &p.actor(), &station, b.new_limit_minor, &b.reason).await?;
+    let r =
+        credit::request_limit(&s.db, &p.actor(), &station, b.new_limit_minor, &b.reason).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -449,7 +457,9 @@ pub async fn limit_requests(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> ApiResult<Vec<credit::LimitRequest>> {
-    Ok(Json(credit::limit_requests(&s.db, q.status.as_deref()).await?))
+    Ok(Json(
+        credit::limit_requests(&s.db, q.status.as_deref()).await?,
+    ))
 }
 
 pub async fn decide_limit(
@@ -569,7 +579,9 @@ async fn import_and_audit(
     .await
     .map_err(|e| match e {
         crate::service::ServiceError::Db(e) => ImportError::Db(e),
-        other => ImportError::Db(crate::db::DbError::Sqlx(sqlx::Error::Protocol(other.to_string()))),
+        other => ImportError::Db(crate::db::DbError::Sqlx(sqlx::Error::Protocol(
+            other.to_string(),
+        ))),
     })?;
     tx.commit().await?;
     Ok(rows)

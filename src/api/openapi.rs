@@ -46,10 +46,7 @@ fn method(m: &axum::http::Method) -> HttpMethod {
 fn content(body: Body) -> Option<(&'static str, utoipa::openapi::Content)> {
     match body {
         Body::None => None,
-        Body::Json("Object") => Some((
-            "application/json",
-            ContentBuilder::new().build(),
-        )),
+        Body::Json("Object") => Some(("application/json", ContentBuilder::new().build())),
         Body::Json(name) => Some((
             "application/json",
             ContentBuilder::new()
@@ -87,7 +84,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .operation_id(Some(format!(
                 "{}_{}",
                 e.method.as_str().to_lowercase(),
-                e.path.trim_start_matches('/').replace(['/', '{', '}', '-', '.'], "_")
+                e.path
+                    .trim_start_matches('/')
+                    .replace(['/', '{', '}', '-', '.'], "_")
             )));
         for segment in e.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -145,7 +144,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     .build(),
             );
         }
-        doc.paths.add_path_operation(e.path, vec![method(&e.method)], op.build());
+        doc.paths
+            .add_path_operation(e.path, vec![method(&e.method)], op.build());
     }
     doc
 }
@@ -159,7 +159,11 @@ mod tests {
         let doc = document();
         let schemas = &doc.components.as_ref().expect("components").schemas;
         for e in endpoints() {
-            let item = doc.paths.paths.get(e.path).unwrap_or_else(|| panic!("{} missing", e.path));
+            let item = doc
+                .paths
+                .paths
+                .get(e.path)
+                .unwrap_or_else(|| panic!("{} missing", e.path));
             let json = serde_json::to_value(item).expect("serialises");
             assert!(
                 json.get(e.method.as_str().to_lowercase()).is_some(),
@@ -169,7 +173,10 @@ mod tests {
             );
             for body in [e.request, e.response] {
                 if let Body::Json(name) = body {
-                    assert!(name == "Object" || schemas.contains_key(name), "schema {name} missing");
+                    assert!(
+                        name == "Object" || schemas.contains_key(name),
+                        "schema {name} missing"
+                    );
                 }
             }
         }

@@ -30,13 +30,29 @@ async fn every_endpoint_admits_exactly_its_roles() {
         let path = concrete(e.path);
         // A member no request type knows: every JSON body is refused after the gate, so
         // the matrix starts no job and writes nothing.
-        let body = if e.method == Method::GET { None } else { Some("{\"__probe\": 1}") };
+        let body = if e.method == Method::GET {
+            None
+        } else {
+            Some("{\"__probe\": 1}")
+        };
         // No token at all.
         let anonymous = api
-            .raw(e.method.clone(), &path, None, body.map(|_| "application/json"), body.unwrap_or("").into())
+            .raw(
+                e.method.clone(),
+                &path,
+                None,
+                body.map(|_| "application/json"),
+                body.unwrap_or("").into(),
+            )
             .await;
         match e.access {
-            Access::Public => assert!(anonymous.status.is_success(), "{} {}: {}", e.method, e.path, anonymous.status),
+            Access::Public => assert!(
+                anonymous.status.is_success(),
+                "{} {}: {}",
+                e.method,
+                e.path,
+                anonymous.status
+            ),
             Access::Roles(_) => anonymous.assert_problem(401, "authorization"),
         }
         for (role, token) in &tokens {
@@ -59,7 +75,14 @@ async fn every_endpoint_admits_exactly_its_roles() {
                     reply.text()
                 );
             } else {
-                assert_eq!(reply.status, 403, "{} {} should deny {role}: {}", e.method, e.path, reply.text());
+                assert_eq!(
+                    reply.status,
+                    403,
+                    "{} {} should deny {role}: {}",
+                    e.method,
+                    e.path,
+                    reply.text()
+                );
                 reply.assert_problem(403, "");
             }
         }
@@ -71,16 +94,26 @@ async fn a_station_token_writes_only_its_own_station() {
     let api = Api::tiny().await;
     let s1 = api.token(Role::Station, Some("S001")).await;
     let issue = |key: &str| json!({"part_code": "PT-MEC-000010", "qty": 1, "work_order": "WO-9", "idempotency_key": key});
-    let own = api.post("/api/v1/stations/S001/issues", &s1, issue("a")).await;
+    let own = api
+        .post("/api/v1/stations/S001/issues", &s1, issue("a"))
+        .await;
     assert_eq!(own.status, 200, "{}", own.text());
     assert_eq!(own.json()["on_hand"], 3);
     let before = api.count("stock_ledger").await;
-    let other = api.post("/api/v1/stations/S002/receipts", &s1, json!({"part_code": "PT-MEC-000010", "qty": 5, "idempotency_key": "b"})).await;
+    let other = api
+        .post(
+            "/api/v1/stations/S002/receipts",
+            &s1,
+            json!({"part_code": "PT-MEC-000010", "qty": 5, "idempotency_key": "b"}),
+        )
+        .await;
     assert_eq!(other.status, 403, "{}", other.text());
     assert_eq!(other.content_type, "application/problem+json");
     assert_eq!(api.count("stock_ledger").await, before, "nothing written");
     // A replayed key moves nothing twice.
-    let again = api.post("/api/v1/stations/S001/issues", &s1, issue("a")).await;
+    let again = api
+        .post("/api/v1/stations/S001/issues", &s1, issue("a"))
+        .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["moved"], false);
     assert_eq!(again.json()["on_hand"], 3);
@@ -107,10 +140,16 @@ async fn two_concurrent_approvals_one_wins_one_conflicts_one_audit_entry() {
     loser.assert_problem(409, "version");
     let admin = api.token(Role::Admin, None).await;
     let audit = api
-        .get(&format!("/api/v1/audit?entity=proposal&entity_id={purchase}&action=proposal.approve"), &admin)
+        .get(
+            &format!("/api/v1/audit?entity=proposal&entity_id={purchase}&action=proposal.approve"),
+            &admin,
+        )
         .await;
     assert_eq!(audit.status, 200, "{}", audit.text());
-    let entries = audit.json()["items"].as_array().cloned().unwrap_or_default();
+    let entries = audit.json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["before"]["status"], "proposed");
     assert_eq!(entries[0]["after"]["status"], "approved");
@@ -136,64 +175,161 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
         b
     };
     // Malformed JSON.
-    api.raw(Method::POST, issues, Some(&s1), Some("application/json"), b"{\"part_code\": ".to_vec())
-        .await
-        .assert_problem(400, "body");
+    api.raw(
+        Method::POST,
+        issues,
+        Some(&s1),
+        Some("application/json"),
+        b"{\"part_code\": ".to_vec(),
+    )
+    .await
+    .assert_problem(400, "body");
     // Wrong content type.
-    api.raw(Method::POST, issues, Some(&s1), Some("text/plain"), ok.to_string().into_bytes())
-        .await
-        .assert_problem(415, "content-type");
+    api.raw(
+        Method::POST,
+        issues,
+        Some(&s1),
+        Some("text/plain"),
+        ok.to_string().into_bytes(),
+    )
+    .await
+    .assert_problem(415, "content-type");
     // Unknown part code, and one that breaks the coding rule.
-    api.post(issues, &s1, with("part_code", json!("PT-MEC-999999"))).await.assert_problem(422, "part_code");
-    api.post(issues, &s1, with("part_code", json!("nonsense"))).await.assert_problem(422, "part_code");
+    api.post(issues, &s1, with("part_code", json!("PT-MEC-999999")))
+        .await
+        .assert_problem(422, "part_code");
+    api.post(issues, &s1, with("part_code", json!("nonsense")))
+        .await
+        .assert_problem(422, "part_code");
     // Zero and negative quantities; a quantity of the wrong type; a missing member.
-    api.post(issues, &s1, with("qty", json!(0))).await.assert_problem(422, "qty");
-    api.post(issues, &s1, with("qty", json!(-3))).await.assert_problem(422, "qty");
-    api.post(issues, &s1, with("qty", json!("two"))).await.assert_problem(422, "qty");
+    api.post(issues, &s1, with("qty", json!(0)))
+        .await
+        .assert_problem(422, "qty");
+    api.post(issues, &s1, with("qty", json!(-3)))
+        .await
+        .assert_problem(422, "qty");
+    api.post(issues, &s1, with("qty", json!("two")))
+        .await
+        .assert_problem(422, "qty");
     let mut missing = ok.clone();
-    missing.as_object_mut().map(|o| o.remove("idempotency_key"));
-    api.post(issues, &s1, missing).await.assert_problem(422, "idempotency_key");
+    if let Some(o) = missing.as_object_mut() {
+        o.remove("idempotency_key");
+    }
+    api.post(issues, &s1, missing)
+        .await
+        .assert_problem(422, "idempotency_key");
     // More than is there.
-    api.post(issues, &s1, with("qty", json!(50))).await.assert_problem(409, "qty");
+    api.post(issues, &s1, with("qty", json!(50)))
+        .await
+        .assert_problem(409, "qty");
     // Missing and bad tokens.
-    api.raw(Method::POST, issues, None, Some("application/json"), ok.to_string().into_bytes())
-        .await
-        .assert_problem(401, "authorization");
-    api.raw(Method::POST, issues, Some("sp_not-a-token"), Some("application/json"), ok.to_string().into_bytes())
-        .await
-        .assert_problem(401, "authorization");
+    api.raw(
+        Method::POST,
+        issues,
+        None,
+        Some("application/json"),
+        ok.to_string().into_bytes(),
+    )
+    .await
+    .assert_problem(401, "authorization");
+    api.raw(
+        Method::POST,
+        issues,
+        Some("sp_not-a-token"),
+        Some("application/json"),
+        ok.to_string().into_bytes(),
+    )
+    .await
+    .assert_problem(401, "authorization");
     // Proposal edits: zero quantity, missing reason, stale version.
     let edit = format!("/api/v1/proposals/{purchase}/edit");
-    api.post(&edit, &planner, json!({"version": 1, "qty": 0, "reason": "x"})).await.assert_problem(422, "qty");
-    api.post(&edit, &planner, json!({"version": 1, "qty": 3, "reason": " "})).await.assert_problem(422, "reason");
-    api.post(&edit, &planner, json!({"version": 7, "qty": 3, "reason": "x"})).await.assert_problem(409, "version");
-    api.post(&format!("/api/v1/proposals/{}/approve", purchase + 1000), &planner, json!({"version": 1}))
-        .await
-        .assert_problem(404, "");
+    api.post(
+        &edit,
+        &planner,
+        json!({"version": 1, "qty": 0, "reason": "x"}),
+    )
+    .await
+    .assert_problem(422, "qty");
+    api.post(
+        &edit,
+        &planner,
+        json!({"version": 1, "qty": 3, "reason": " "}),
+    )
+    .await
+    .assert_problem(422, "reason");
+    api.post(
+        &edit,
+        &planner,
+        json!({"version": 7, "qty": 3, "reason": "x"}),
+    )
+    .await
+    .assert_problem(409, "version");
+    api.post(
+        &format!("/api/v1/proposals/{}/approve", purchase + 1000),
+        &planner,
+        json!({"version": 1}),
+    )
+    .await
+    .assert_problem(404, "");
     // Lists: bad filters and page sizes.
-    api.get("/api/v1/proposals?status=maybe", &planner).await.assert_problem(422, "status");
-    api.get("/api/v1/proposals?limit=0", &planner).await.assert_problem(422, "limit");
-    api.get("/api/v1/proposals?after=abc", &planner).await.assert_problem(422, "after");
+    api.get("/api/v1/proposals?status=maybe", &planner)
+        .await
+        .assert_problem(422, "status");
+    api.get("/api/v1/proposals?limit=0", &planner)
+        .await
+        .assert_problem(422, "limit");
+    api.get("/api/v1/proposals?after=abc", &planner)
+        .await
+        .assert_problem(422, "after");
     // Jobs: a model that does not exist, a horizon out of range.
-    api.post("/api/v1/plan-runs", &planner, json!({"model": "../etc/passwd"})).await.assert_problem(422, "model");
-    api.post("/api/v1/forecast-runs", &planner, json!({"horizon": 0})).await.assert_problem(422, "horizon");
+    api.post(
+        "/api/v1/plan-runs",
+        &planner,
+        json!({"model": "../etc/passwd"}),
+    )
+    .await
+    .assert_problem(422, "model");
+    api.post("/api/v1/forecast-runs", &planner, json!({"horizon": 0}))
+        .await
+        .assert_problem(422, "horizon");
     // Uploads: oversize, wrong type, bad rows (every one reported).
     let big = vec![b'x'; (256 << 10) + 1];
-    api.raw(Method::POST, "/api/v1/imports/parts", Some(&planner), Some("text/csv"), big)
-        .await
-        .assert_problem(413, "body");
-    api.raw(Method::POST, "/api/v1/imports/parts", Some(&planner), Some("application/json"), b"{}".to_vec())
-        .await
-        .assert_problem(415, "content-type");
+    api.raw(
+        Method::POST,
+        "/api/v1/imports/parts",
+        Some(&planner),
+        Some("text/csv"),
+        big,
+    )
+    .await
+    .assert_problem(413, "body");
+    api.raw(
+        Method::POST,
+        "/api/v1/imports/parts",
+        Some(&planner),
+        Some("application/json"),
+        b"{}".to_vec(),
+    )
+    .await
+    .assert_problem(415, "content-type");
     let bad = "part_code,kind,amount,currency,effective_from\n\
                PT-MEC-000010,cost,12.00,CNY,2030-01-01\n\
                PT-XXX-1,cost,12.00,CNY,2030-01-01\n\
                PT-MEC-000010,dealer,-1,CNY,2030-01-01\n";
     let reply = api
-        .raw(Method::POST, "/api/v1/imports/prices", Some(&planner), Some("text/csv"), bad.as_bytes().to_vec())
+        .raw(
+            Method::POST,
+            "/api/v1/imports/prices",
+            Some(&planner),
+            Some("text/csv"),
+            bad.as_bytes().to_vec(),
+        )
         .await;
     reply.assert_problem(422, "body");
-    let errors = reply.json()["errors"].as_array().cloned().unwrap_or_default();
+    let errors = reply.json()["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(errors[0]["file"], "prices.csv");
     assert_eq!(errors[0]["line"], 3);
@@ -207,23 +343,45 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
 #[tokio::test]
 async fn probes_metrics_openapi_and_request_ids() {
     let api = Api::tiny().await;
-    let health = api.raw(Method::GET, "/healthz", None, None, Vec::new()).await;
+    let health = api
+        .raw(Method::GET, "/healthz", None, None, Vec::new())
+        .await;
     assert_eq!(health.status, 200);
-    assert!(health.headers.get("x-request-id").is_some(), "a request id is set");
-    assert_eq!(api.raw(Method::GET, "/readyz", None, None, Vec::new()).await.status, 200);
-    let doc = api.raw(Method::GET, "/api/v1/openapi.json", None, None, Vec::new()).await.json();
+    assert!(
+        health.headers.get("x-request-id").is_some(),
+        "a request id is set"
+    );
+    assert_eq!(
+        api.raw(Method::GET, "/readyz", None, None, Vec::new())
+            .await
+            .status,
+        200
+    );
+    let doc = api
+        .raw(Method::GET, "/api/v1/openapi.json", None, None, Vec::new())
+        .await
+        .json();
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     for e in endpoints() {
         let m = e.method.as_str().to_lowercase();
-        assert!(doc["paths"][e.path][&m].is_object(), "{m} {} documented", e.path);
+        assert!(
+            doc["paths"][e.path][&m].is_object(),
+            "{m} {} documented",
+            e.path
+        );
     }
     assert!(doc["components"]["schemas"]["ProposalView"].is_object());
     let viewer = api.token(Role::Viewer, None).await;
     assert_eq!(api.get("/api/v1/proposals", &viewer).await.status, 200);
-    let metrics = api.raw(Method::GET, "/metrics", None, None, Vec::new()).await.text();
+    let metrics = api
+        .raw(Method::GET, "/metrics", None, None, Vec::new())
+        .await
+        .text();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(metrics.contains("route=\"/api/v1/proposals\""), "{metrics}");
-    let missing = api.raw(Method::GET, "/api/v1/nothing-here", None, None, Vec::new()).await;
+    let missing = api
+        .raw(Method::GET, "/api/v1/nothing-here", None, None, Vec::new())
+        .await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.content_type, "application/problem+json");
 }
@@ -249,7 +407,10 @@ async fn lists_page_by_keyset() {
     }
     assert_eq!(seen.len(), 6);
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-    let transfers = api.get("/api/v1/proposals?kind=transfer&station=S002", &viewer).await.json();
+    let transfers = api
+        .get("/api/v1/proposals?kind=transfer&station=S002", &viewer)
+        .await
+        .json();
     assert_eq!(transfers["items"].as_array().map(Vec::len), Some(3));
 }
 
@@ -260,14 +421,30 @@ async fn credit_holds_a_transfer_until_finance_decides() {
     let (_, transfer) = api.seed_proposals(6_000_000).await;
     let planner = api.token(Role::Planner, None).await;
     let finance = api.token(Role::Finance, None).await;
-    let approved = api.post(&format!("/api/v1/proposals/{transfer}/approve"), &planner, json!({"version": 1})).await;
+    let approved = api
+        .post(
+            &format!("/api/v1/proposals/{transfer}/approve"),
+            &planner,
+            json!({"version": 1}),
+        )
+        .await;
     assert_eq!(approved.status, 200, "{}", approved.text());
     assert_eq!(approved.json()["status"], "awaiting_finance");
     // Planners cannot release or decide it.
-    let release = api.post("/api/v1/proposals/release", &planner, json!({"proposals": [{"id": transfer, "version": 2}]})).await;
+    let release = api
+        .post(
+            "/api/v1/proposals/release",
+            &planner,
+            json!({"proposals": [{"id": transfer, "version": 2}]}),
+        )
+        .await;
     release.assert_problem(409, "proposals[0].status");
     let decided = api
-        .post(&format!("/api/v1/proposals/{transfer}/finance-decision"), &finance, json!({"version": 2, "approve": true}))
+        .post(
+            &format!("/api/v1/proposals/{transfer}/finance-decision"),
+            &finance,
+            json!({"version": 2, "approve": true}),
+        )
         .await;
     assert_eq!(decided.json()["status"], "approved", "{}", decided.text());
     let account = api.get("/api/v1/credit/S002", &finance).await.json();

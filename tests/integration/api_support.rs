@@ -45,7 +45,12 @@ impl Reply {
     #[track_caller]
     pub fn assert_problem(&self, status: u16, field: &str) {
         assert_eq!(self.status.as_u16(), status, "{}", self.text());
-        assert_eq!(self.content_type, "application/problem+json", "{}", self.text());
+        assert_eq!(
+            self.content_type,
+            "application/problem+json",
+            "{}",
+            self.text()
+        );
         let p = self.json();
         assert_eq!(p["status"], status, "{p}");
         if field.is_empty() {
@@ -133,7 +138,8 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.raw(Method::GET, path, Some(token), None, Vec::new()).await
+        self.raw(Method::GET, path, Some(token), None, Vec::new())
+            .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
