@@ -101,12 +101,60 @@ enum Command {
     /// Write a synthetic network (deterministic by seed) in the import formats, with its
     /// ground truth apart.
     Generate(crate::generate::GenerateArgs),
+    /// Serve the HTTP API under /api/v1 (and /healthz, /readyz, /metrics) until Ctrl-C or
+    /// SIGTERM.
+    Serve {
+        #[arg(long, env = "SPAREPLAN_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Folder of the planning models plan runs may name.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// Largest CSV upload, in MiB.
+        #[arg(long, default_value_t = 64)]
+        upload_limit_mib: usize,
+        /// Time limit of one forecast or plan job, in seconds.
+        #[arg(long, default_value_t = 600)]
+        job_time_limit_s: u64,
+    },
+    /// Create, list or revoke API tokens (the secret is printed once and stored hashed).
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token: `--role planner`, `--role station --station S0001`, …
+    Create {
+        /// admin, planner, station, finance or viewer.
+        #[arg(long)]
+        role: crate::auth::Role,
+        /// The station a station token is bound to.
+        #[arg(long)]
+        station: Option<String>,
+        /// Who or what the token is for (shown in the audit log).
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
 }
 
 /// Parses arguments, runs the command and maps any error to a readable message and exit 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_tracing(
+        cli.log_json,
+        if serving {
+            "info,sqlx=warn"
+        } else {
+            "warn,sqlx=error"
+        },
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -123,9 +171,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -212,6 +260,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{summary}");
             Ok(())
         }
+        Command::Serve {
+            listen,
+            models_dir,
+            upload_limit_mib,
+            job_time_limit_s,
+        } => {
+            let db = connect(&cli.database_url).await?;
+            let config = crate::api::Config {
+                models_dir,
+                upload_limit: upload_limit_mib << 20,
+                job_time_limit: std::time::Duration::from_secs(job_time_limit_s),
+                ..crate::api::Config::default()
+            };
+            crate::api::serve(db.clone(), rule, config, listen)
+                .await
+                .with_context(|| format!("cannot serve on {listen}"))?;
+            db.close().await;
+            Ok(())
+        }
+        Command::Token { action } => {
+            let db = connect(&cli.database_url).await?;
+            let outcome = token(&db, action).await;
+            db.close().await;
+            outcome
+        }
         Command::Summary => {
             let db = connect(&cli.database_url).await?;
             print!("{}", report::network_summary(&db).await?);
@@ -219,6 +292,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn token(db: &Db, action: TokenCommand) -> anyhow::Result<()> {
+    match action {
+        TokenCommand::Create {
+            role,
+            station,
+            label,
+        } => {
+            let (secret, id) =
+                crate::auth::create_token(db, role, station.as_deref(), &label).await?;
+            eprintln!("token {id} ({role}) created; it is shown only once:");
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            for t in crate::auth::list_tokens(db).await? {
+                println!(
+                    "{:>5} {:<8} {:<10} {:<20}{}",
+                    t.id,
+                    t.role,
+                    t.station.as_deref().unwrap_or("-"),
+                    t.label,
+                    if t.revoked { " revoked" } else { "" }
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !crate::auth::revoke_token(db, id).await? {
+                anyhow::bail!("no live token {id}");
+            }
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
 }
 
 fn coding_rule(path: Option<&Path>) -> anyhow::Result<CodingRule> {

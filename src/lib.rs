@@ -1,17 +1,25 @@
 //! spareplan: spare-parts inventory and replenishment planning for after-sales service
 //! networks. See README.md for the tour and DESIGN.md for the reference design.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod availability;
 pub mod catalog;
 pub mod cli;
+pub mod credit;
 pub mod db;
 pub mod forecast;
 pub mod forecast_runs;
 pub mod generate;
 pub mod history;
 pub mod interchange;
+pub mod jobs;
 pub mod network;
 pub mod plan;
 pub mod plan_runs;
+pub mod proposals;
 pub mod report;
+pub mod service;
 pub mod stock;
 pub mod units;

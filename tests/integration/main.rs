@@ -1,6 +1,9 @@
 //! Integration tests: each runs on a fresh database, on SQLite by default and on
 //! PostgreSQL with `SPAREPLAN_TEST_DB=postgres` (see `support`).
 
+mod api;
+mod api_loop;
+mod api_support;
 mod catalog;
 mod forecast_truth;
 mod interchange;

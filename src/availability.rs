@@ -1,0 +1,444 @@
+//! Stations' view of stock (DESIGN §3): availability of a part across the network, the
+//! station's own stock and expected arrivals, and recording issues and receipts.
+//!
+//! Availability is the hot path: the code resolves through its supersession chain (one
+//! indexed lookup per link), the station is one primary-key read, and the holders of the
+//! part are one indexed scan of `stock_balance` by part joined to their location and to the
+//! lane towards the station.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::audit::{self, Change};
+use crate::catalog::{self, CodingRule};
+use crate::db::Db;
+use crate::service::{location_id, page_limit, Page, ServiceError};
+use crate::stock::{self, Applied, Movement, MovementKind};
+use crate::units::Qty;
+use crate::{sql_fetch_all, sql_fetch_optional};
+
+/// Road speed assumed for an ETA where no lane exists, in km per day, and the handling days
+/// added to it (an emergency transfer still has to be picked and packed).
+const KM_PER_DAY: f64 = 500.0;
+const HANDLING_DAYS: i64 = 1;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Availability {
+    /// The code asked for.
+    pub requested_code: String,
+    /// The part in force for it (the end of its supersession chain).
+    pub part_code: String,
+    pub part_name: String,
+    pub superseded: bool,
+    pub station_code: String,
+    pub own: OwnStock,
+    /// Other locations holding it, nearest (by ETA) first.
+    pub sources: Vec<Source>,
+    /// Available in the station's region (its regional centre and stations), own included.
+    pub regional_total: i64,
+    /// Available anywhere, own included.
+    pub national_total: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct OwnStock {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub in_transit: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Source {
+    pub location_code: String,
+    /// central, regional or station.
+    pub kind: String,
+    pub region: Option<String>,
+    pub available: i64,
+    pub eta_days: i64,
+    /// "lane" when a lane to the station gives the lead time, "distance" otherwise.
+    pub eta_basis: String,
+}
+
+type Holder = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    f64,
+    f64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// Great-circle distance in km.
+fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+pub async fn availability(
+    db: &Db,
+    rule: &CodingRule,
+    part_code: &str,
+    station_code: &str,
+) -> Result<Availability, ServiceError> {
+    let today = Utc::now().date_naive();
+    let part = catalog::resolve_current(db, rule, part_code, today)
+        .await
+        .map_err(|e| ServiceError::part_lookup("part", e))?;
+    let mut conn = db.acquire().await?;
+    let station = sql_fetch_optional!(
+        (i64, String, Option<String>, f64, f64),
+        conn.conn(),
+        "select id, kind, region, lat, lon from locations where code = $1",
+        station_code
+    )?;
+    let Some((station_id, kind, region, lat, lon)) = station else {
+        return Err(ServiceError::not_found(format!("station '{station_code}'")));
+    };
+    if kind != "station" {
+        return Err(ServiceError::invalid(
+            "station",
+            format!("'{station_code}' is a {kind}, not a station"),
+        ));
+    }
+    let holders = sql_fetch_all!(
+        Holder,
+        conn.conn(),
+        "select l.id, l.code, l.kind, l.region, l.lat, l.lon, b.on_hand, b.reserved, b.in_transit,
+                ln.lead_time_days
+         from stock_balance b join locations l on l.id = b.location_id
+         left join lanes ln on ln.from_id = b.location_id and ln.to_id = $2
+         where b.part_id = $1 and (b.on_hand > 0 or b.in_transit > 0 or b.location_id = $2)",
+        part.id,
+        station_id
+    )?;
+    let mut own = OwnStock::default();
+    let mut sources = Vec::new();
+    let (mut regional_total, mut national_total) = (0, 0);
+    for (id, code, kind, loc_region, llat, llon, on_hand, reserved, in_transit, lane) in holders {
+        let available = on_hand - reserved;
+        national_total += available;
+        if region.is_some() && loc_region == region {
+            regional_total += available;
+        }
+        if id == station_id {
+            own = OwnStock {
+                on_hand,
+                reserved,
+                available,
+                in_transit,
+            };
+            continue;
+        }
+        if available <= 0 {
+            continue;
+        }
+        let (eta_days, eta_basis) = match lane {
+            Some(days) => (days, "lane"),
+            None => {
+                let km = haversine_km((llat, llon), (lat, lon));
+                ((km / KM_PER_DAY).ceil() as i64 + HANDLING_DAYS, "distance")
+            }
+        };
+        sources.push(Source {
+            location_code: code,
+            kind,
+            region: loc_region,
+            available,
+            eta_days,
+            eta_basis: eta_basis.into(),
+        });
+    }
+    sources.sort_by(|a, b| {
+        a.eta_days
+            .cmp(&b.eta_days)
+            .then(b.available.cmp(&a.available))
+            .then(a.location_code.cmp(&b.location_code))
+    });
+    Ok(Availability {
+        requested_code: part_code.to_owned(),
+        superseded: part.code != part_code,
+        part_code: part.code,
+        part_name: part.name,
+        station_code: station_code.to_owned(),
+        own,
+        sources,
+        regional_total,
+        national_total,
+    })
+}
+
+/// What a station records: consumption against a work order, or goods received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StationMove {
+    /// Consumption against a repair work order.
+    Issue,
+    /// Goods received outside any transfer (e.g. a local purchase).
+    Receipt,
+    /// A released transfer arrived (moves in-transit to on-hand).
+    TransferArrival,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Recorded {
+    pub part_code: String,
+    pub station_code: String,
+    /// false when the idempotency key had been used by this very movement already.
+    pub moved: bool,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub in_transit: i64,
+}
+
+/// Records a station's movement. The part code is taken as written (stock sits on shelves
+/// under the code it was received with); `reference` is the work order for issues and the
+/// proposal (`proposal:<id>`) for transfer arrivals.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    db: &Db,
+    rule: &CodingRule,
+    actor: &str,
+    station_code: &str,
+    what: StationMove,
+    part_code: &str,
+    qty: i64,
+    idempotency_key: &str,
+    reference: Option<String>,
+) -> Result<Recorded, ServiceError> {
+    let qty = Qty::new(qty)
+        .ok()
+        .filter(|q| *q != Qty::ZERO)
+        .ok_or_else(|| ServiceError::invalid("qty", "must be a positive whole number"))?;
+    if idempotency_key.trim().is_empty() || idempotency_key.len() > 200 {
+        return Err(ServiceError::invalid(
+            "idempotency_key",
+            "must be 1 to 200 characters",
+        ));
+    }
+    let code = rule
+        .parse(part_code)
+        .map_err(|e| ServiceError::invalid("part_code", e.to_string()))?;
+    let mut tx = db.begin().await?;
+    let part = sql_fetch_optional!(
+        (i64,),
+        tx.conn(),
+        "select id from parts where code = $1",
+        code.as_str()
+    )?
+    .ok_or_else(|| {
+        ServiceError::invalid("part_code", format!("part '{part_code}' does not exist"))
+    })?;
+    let (station_id, kind) = location_id(tx.conn(), "station", station_code)
+        .await
+        .map_err(|_| ServiceError::not_found(format!("station '{station_code}'")))?;
+    if kind != "station" {
+        return Err(ServiceError::invalid(
+            "station",
+            format!("'{station_code}' is not a station"),
+        ));
+    }
+    let kind = match what {
+        StationMove::Issue => MovementKind::Issue,
+        StationMove::Receipt => MovementKind::Receipt,
+        StationMove::TransferArrival => MovementKind::TransferIn,
+    };
+    if what == StationMove::TransferArrival {
+        let Some(r) = reference
+            .as_deref()
+            .and_then(|r| r.strip_prefix("proposal:"))
+        else {
+            return Err(ServiceError::invalid(
+                "proposal_id",
+                "a transfer arrival names its proposal",
+            ));
+        };
+        let id: i64 = r
+            .parse()
+            .map_err(|_| ServiceError::invalid("proposal_id", "not a number"))?;
+        let found = sql_fetch_optional!(
+            (String, String, i64, i64),
+            tx.conn(),
+            "select kind, status, part_id, to_id from proposals where id = $1",
+            id
+        )?;
+        match found {
+            Some((k, s, p, to))
+                if k == "transfer" && s == "released" && p == part.0 && to == station_id => {}
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "proposal_id",
+                    format!(
+                        "proposal {id} is not a released transfer of this part to {station_code}"
+                    ),
+                ))
+            }
+            None => {
+                return Err(ServiceError::invalid(
+                    "proposal_id",
+                    format!("proposal {id} does not exist"),
+                ))
+            }
+        }
+    }
+    let movement = Movement {
+        kind,
+        part_id: part.0,
+        location_id: station_id,
+        qty,
+        idempotency_key: format!("station:{station_code}:{idempotency_key}"),
+        reference,
+        reason: None,
+        actor: actor.to_owned(),
+    };
+    let applied = stock::append(&mut tx, &movement).await;
+    let applied = match applied {
+        Ok(a) => a,
+        Err(stock::StockError::WouldGoNegative { bucket, .. }) => {
+            drop(tx);
+            let now = stock::balance(db, part.0, station_id).await?;
+            let have = if bucket == "in transit" {
+                now.in_transit
+            } else {
+                now.available()
+            };
+            return Err(ServiceError::conflict(
+                "qty",
+                format!(
+                    "{} {} refused: only {have} {bucket} at {station_code}",
+                    kind.ledger_kind(),
+                    qty.get()
+                ),
+            ));
+        }
+        Err(stock::StockError::KeyReused(_)) => {
+            return Err(ServiceError::conflict(
+                "idempotency_key",
+                "this key was already used for a different movement",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (moved, balance) = match applied {
+        Applied::Moved(b) => (true, b),
+        Applied::Replayed => {
+            drop(tx);
+            return Ok(recorded(
+                part_code,
+                station_code,
+                false,
+                stock::balance(db, part.0, station_id).await?,
+            ));
+        }
+    };
+    let d = kind.deltas(qty);
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: match what {
+                StationMove::Issue => "stock.issue",
+                StationMove::Receipt => "stock.receipt",
+                StationMove::TransferArrival => "stock.transfer_in",
+            },
+            entity: "stock_balance",
+            entity_id: format!("{}@{station_code}", code.as_str()),
+            before: Some(serde_json::json!({
+                "on_hand": balance.on_hand - d.on_hand, "reserved": balance.reserved - d.reserved,
+                "in_transit": balance.in_transit - d.in_transit, "on_order": balance.on_order - d.on_order})),
+            after: Some(serde_json::json!({
+                "on_hand": balance.on_hand, "reserved": balance.reserved,
+                "in_transit": balance.in_transit, "on_order": balance.on_order,
+                "idempotency_key": idempotency_key, "reference": movement.reference})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(recorded(part_code, station_code, moved, balance))
+}
+
+fn recorded(part_code: &str, station_code: &str, moved: bool, b: stock::Balance) -> Recorded {
+    Recorded {
+        part_code: part_code.to_owned(),
+        station_code: station_code.to_owned(),
+        moved,
+        on_hand: b.on_hand,
+        reserved: b.reserved,
+        in_transit: b.in_transit,
+    }
+}
+
+/// One line of a station's stock.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StockLine {
+    pub part_id: i64,
+    pub part_code: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub in_transit: i64,
+    pub on_order: i64,
+}
+
+/// The stock of a location, by part id (keyset); `in_transit_only` keeps lines with goods
+/// on the way.
+pub async fn station_stock(
+    db: &Db,
+    station_code: &str,
+    in_transit_only: bool,
+    after: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Page<StockLine>, ServiceError> {
+    let limit = page_limit(limit)?;
+    let mut conn = db.acquire().await?;
+    let (station_id, _) = location_id(conn.conn(), "station", station_code)
+        .await
+        .map_err(|_| ServiceError::not_found(format!("station '{station_code}'")))?;
+    let rows = sql_fetch_all!(
+        StockLine,
+        conn.conn(),
+        "select b.part_id, p.code as part_code, b.on_hand, b.reserved, b.in_transit, b.on_order
+         from stock_balance b join parts p on p.id = b.part_id
+         where b.location_id = $1 and b.part_id > $2 and ($3 = 0 or b.in_transit > 0)
+         order by b.part_id limit $4",
+        station_id,
+        after.unwrap_or(0),
+        i64::from(in_transit_only),
+        (limit + 1) as i64
+    )?;
+    Ok(Page::cut(rows, limit, |l| l.part_id))
+}
+
+/// A released proposal on its way to a location and not yet received there.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Arrival {
+    pub proposal_id: i64,
+    pub kind: String,
+    pub part_code: String,
+    pub from_code: Option<String>,
+    pub qty: i64,
+    pub arrive_on: chrono::NaiveDate,
+}
+
+pub async fn expected_arrivals(db: &Db, station_code: &str) -> Result<Vec<Arrival>, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let (station_id, _) = location_id(conn.conn(), "station", station_code)
+        .await
+        .map_err(|_| ServiceError::not_found(format!("station '{station_code}'")))?;
+    Ok(sql_fetch_all!(
+        Arrival,
+        conn.conn(),
+        "select p.id as proposal_id, p.kind, pt.code as part_code, f.code as from_code, p.qty, p.arrive_on
+         from proposals p join parts pt on pt.id = p.part_id left join locations f on f.id = p.from_id
+         where p.to_id = $1 and p.status = 'released'
+           and not exists (select 1 from stock_ledger g where g.part_id = p.part_id and g.location_id = p.to_id
+                and g.kind in ('transfer_in', 'order_receipt') and g.reference = 'proposal:' || cast(p.id as text))
+         order by p.arrive_on, p.id",
+        station_id
+    )?)
+}

@@ -1,0 +1,570 @@
+//! The planner's queue (DESIGN §7): proposals of plan runs, listed and filtered, edited,
+//! approved, rejected, held for finance and released as orders and shipments.
+//!
+//! Every change is optimistic: the caller sends the version it read, the first statement of
+//! the transaction claims the row only at that version (taking SQLite's write lock or the
+//! PostgreSQL row lock), so of two concurrent changes exactly one goes through and the other
+//! gets a conflict. The audit entry is written in the same transaction.
+
+use std::fmt::Write as _;
+
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{self, Change};
+use crate::credit;
+use crate::db::{Db, Tx};
+use crate::service::{page_limit, Page, ServiceError};
+use crate::stock::{self, Movement, MovementKind};
+use crate::units::{Amount, Qty};
+use crate::{sql_execute, sql_fetch_all, sql_fetch_optional};
+
+/// A proposal as planners see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProposalView {
+    pub id: i64,
+    pub plan_run_id: i64,
+    /// purchase or transfer.
+    pub kind: String,
+    pub part_code: String,
+    pub supplier_code: Option<String>,
+    pub from_code: Option<String>,
+    pub to_code: String,
+    pub qty: i64,
+    /// The planner's quantity before an edit.
+    pub original_qty: Option<i64>,
+    pub order_by: NaiveDate,
+    pub arrive_on: NaiveDate,
+    pub unit_cost_minor: i64,
+    pub currency: String,
+    pub credit_impact_minor: i64,
+    /// proposed, edited, approved, awaiting_finance, rejected or released.
+    pub status: String,
+    pub version: i64,
+    pub edit_reason: Option<String>,
+}
+
+const SELECT: &str =
+    "select p.id, p.plan_run_id, p.kind, pt.code as part_code, s.code as supplier_code,
+        f.code as from_code, t.code as to_code, p.qty, p.original_qty, p.order_by, p.arrive_on,
+        p.unit_cost_minor, p.currency, p.credit_impact_minor, p.status, p.version, p.edit_reason
+     from proposals p join parts pt on pt.id = p.part_id
+     left join suppliers s on s.id = p.supplier_id
+     left join locations f on f.id = p.from_id
+     join locations t on t.id = p.to_id";
+
+/// Filters of the queue; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub plan_run: Option<i64>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub part: Option<String>,
+    /// The receiving location (station) code.
+    pub station: Option<String>,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+const KINDS: [&str; 2] = ["purchase", "transfer"];
+const STATUSES: [&str; 6] = [
+    "proposed",
+    "edited",
+    "approved",
+    "awaiting_finance",
+    "rejected",
+    "released",
+];
+
+pub async fn list(db: &Db, filter: &Filter) -> Result<Page<ProposalView>, ServiceError> {
+    let limit = page_limit(filter.limit)?;
+    if let Some(k) = &filter.kind {
+        if !KINDS.contains(&k.as_str()) {
+            return Err(ServiceError::invalid(
+                "kind",
+                "must be purchase or transfer",
+            ));
+        }
+    }
+    if let Some(s) = &filter.status {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(ServiceError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let sql = format!(
+        "{SELECT} where p.id > $1 and (cast($2 as bigint) is null or p.plan_run_id = $2)
+           and (cast($3 as text) is null or p.kind = $3)
+           and (cast($4 as text) is null or p.status = $4)
+           and (cast($5 as text) is null or pt.code = $5)
+           and (cast($6 as text) is null or t.code = $6)
+         order by p.id limit $7"
+    );
+    let mut conn = db.acquire().await?;
+    let rows = sql_fetch_all!(
+        ProposalView,
+        conn.conn(),
+        &sql,
+        filter.after.unwrap_or(0),
+        filter.plan_run,
+        &filter.kind,
+        &filter.status,
+        &filter.part,
+        &filter.station,
+        (limit + 1) as i64
+    )?;
+    Ok(Page::cut(rows, limit, |p| p.id))
+}
+
+async fn view_in(tx: &mut Tx, id: i64) -> Result<ProposalView, ServiceError> {
+    let sql = format!("{SELECT} where p.id = $1");
+    sql_fetch_optional!(ProposalView, tx.conn(), &sql, id)?
+        .ok_or_else(|| ServiceError::not_found(format!("proposal {id}")))
+}
+
+/// Demand history, forecast and projected stock of the proposal's part at its destination.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProposalDetail {
+    pub proposal: ProposalView,
+    /// Why the planner proposed it: the demand it covers and the constraints that bind.
+    #[schema(value_type = Object)]
+    pub reason: serde_json::Value,
+    /// Consumption per month at the destination (fault records), oldest first.
+    pub history: Vec<MonthQty>,
+    /// The forecast the plan used for the destination, per period.
+    pub forecast: Vec<ForecastPoint>,
+    /// Available now plus arrivals of this run's live proposals minus the forecast mean,
+    /// per forecast period.
+    pub projected_stock: Vec<ProjectedPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MonthQty {
+    /// YYYY-MM.
+    pub month: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ForecastPoint {
+    pub period_start: NaiveDate,
+    pub mean: f64,
+    pub p80: f64,
+    pub p95: f64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProjectedPoint {
+    pub period_start: NaiveDate,
+    pub projected: f64,
+}
+
+pub async fn detail(db: &Db, id: i64) -> Result<ProposalDetail, ServiceError> {
+    let mut tx = db.begin().await?;
+    let proposal = view_in(&mut tx, id).await?;
+    let (reason, part_id, to_id, forecast_run, plan_run) = sql_fetch_optional!(
+        (String, i64, i64, Option<i64>, i64),
+        tx.conn(),
+        "select p.reason_json, p.part_id, p.to_id, r.forecast_run_id, p.plan_run_id
+         from proposals p join plan_runs r on r.id = p.plan_run_id where p.id = $1",
+        id
+    )?
+    .ok_or_else(|| ServiceError::not_found(format!("proposal {id}")))?;
+    let lines = sql_fetch_all!(
+        (NaiveDate, i64),
+        tx.conn(),
+        "select opened_on, qty from faults where part_id = $1 and station_id = $2 and qty > 0",
+        part_id,
+        to_id
+    )?;
+    let mut months = std::collections::BTreeMap::<String, i64>::new();
+    for (opened_on, qty) in lines {
+        *months
+            .entry(opened_on.format("%Y-%m").to_string())
+            .or_default() += qty;
+    }
+    let history = months
+        .into_iter()
+        .map(|(month, qty)| MonthQty { month, qty })
+        .collect();
+    let forecast = match forecast_run {
+        Some(run) => sql_fetch_all!(
+            ForecastPoint,
+            tx.conn(),
+            "select period_start, mean, p80, p95 from forecast_values
+             where run_id = $1 and part_id = $2 and station_id = $3 order by step",
+            run,
+            part_id,
+            to_id
+        )?,
+        None => Vec::new(),
+    };
+    let available = sql_fetch_optional!(
+        (i64,),
+        tx.conn(),
+        "select on_hand - reserved from stock_balance where part_id = $1 and location_id = $2",
+        part_id,
+        to_id
+    )?
+    .map_or(0, |(a,)| a);
+    let arrivals = sql_fetch_all!(
+        (NaiveDate, i64),
+        tx.conn(),
+        "select arrive_on, qty from proposals where plan_run_id = $1 and part_id = $2 and to_id = $3
+           and status <> 'rejected'",
+        plan_run,
+        part_id,
+        to_id
+    )?;
+    let mut level = available as f64;
+    let mut projected_stock = Vec::with_capacity(forecast.len());
+    for (i, point) in forecast.iter().enumerate() {
+        let next = forecast.get(i + 1).map(|p| p.period_start);
+        let arriving: i64 = arrivals
+            .iter()
+            .filter(|(on, _)| (i == 0 || *on >= point.period_start) && next.is_none_or(|n| *on < n))
+            .map(|(_, q)| *q)
+            .sum();
+        level += arriving as f64 - point.mean;
+        projected_stock.push(ProjectedPoint {
+            period_start: point.period_start,
+            projected: level,
+        });
+    }
+    Ok(ProposalDetail {
+        proposal,
+        reason: serde_json::from_str(&reason).unwrap_or(serde_json::Value::Null),
+        history,
+        forecast,
+        projected_stock,
+    })
+}
+
+/// The row as claimed at the caller's version (the version already moved on by one).
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    kind: String,
+    part_id: i64,
+    from_id: Option<i64>,
+    to_id: i64,
+    qty: i64,
+    status: String,
+    credit_impact_minor: i64,
+    currency: String,
+}
+
+/// Claims the proposal at `version` or explains why not (missing or stale).
+async fn claim(tx: &mut Tx, id: i64, version: i64) -> Result<Claimed, ServiceError> {
+    let claimed = sql_fetch_optional!(
+        Claimed,
+        tx.conn(),
+        "update proposals set version = version + 1 where id = $1 and version = $2
+         returning kind, part_id, from_id, to_id, qty, status, credit_impact_minor, currency",
+        id,
+        version
+    )?;
+    if let Some(c) = claimed {
+        return Ok(c);
+    }
+    let current = sql_fetch_optional!(
+        (i64,),
+        tx.conn(),
+        "select version from proposals where id = $1",
+        id
+    )?;
+    Err(match current {
+        None => ServiceError::not_found(format!("proposal {id}")),
+        Some((v,)) => ServiceError::conflict(
+            "version",
+            format!("version {version} is stale: proposal {id} is at version {v}"),
+        ),
+    })
+}
+
+fn wrong_state(id: i64, status: &str, action: &str) -> ServiceError {
+    ServiceError::conflict(
+        "status",
+        format!("proposal {id} is {status}: it cannot be {action}"),
+    )
+}
+
+/// Finishes a change: the audit entry and the proposal as it is now.
+async fn finish(
+    mut tx: Tx,
+    actor: &str,
+    action: &str,
+    id: i64,
+    before: ProposalView,
+) -> Result<ProposalView, ServiceError> {
+    let after = view_in(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action,
+            entity: "proposal",
+            entity_id: id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Reads the view before the claim moved the version, for the audit's before image.
+fn before_image(mut view: ProposalView) -> ProposalView {
+    view.version -= 1;
+    view
+}
+
+/// Changes the quantity (with a reason); the proposal then needs approval again.
+pub async fn edit(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    version: i64,
+    qty: Qty,
+    reason: &str,
+) -> Result<ProposalView, ServiceError> {
+    if reason.trim().is_empty() {
+        return Err(ServiceError::invalid("reason", "an edit needs a reason"));
+    }
+    let mut tx = db.begin().await?;
+    let c = claim(&mut tx, id, version).await?;
+    let before = before_image(view_in(&mut tx, id).await?);
+    if !matches!(c.status.as_str(), "proposed" | "edited" | "approved") {
+        return Err(wrong_state(id, &c.status, "edited"));
+    }
+    // The credit impact scales with the quantity (it is dealer price × quantity).
+    let impact = if c.qty > 0 {
+        (i128::from(c.credit_impact_minor) * i128::from(qty.get()) / i128::from(c.qty)) as i64
+    } else {
+        0
+    };
+    sql_execute!(
+        tx.conn(),
+        "update proposals set qty = $2, original_qty = coalesce(original_qty, $3), edit_reason = $4,
+             credit_impact_minor = $5, status = 'edited'
+         where id = $1",
+        id,
+        qty.get(),
+        c.qty,
+        reason,
+        impact
+    )?;
+    finish(tx, actor, "proposal.edit", id, before).await
+}
+
+/// Approves a proposal. A transfer that would push its station past the credit limit waits
+/// as awaiting_finance instead.
+pub async fn approve(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    version: i64,
+) -> Result<ProposalView, ServiceError> {
+    let mut tx = db.begin().await?;
+    let c = claim(&mut tx, id, version).await?;
+    let before = before_image(view_in(&mut tx, id).await?);
+    if !matches!(c.status.as_str(), "proposed" | "edited") {
+        return Err(wrong_state(id, &c.status, "approved"));
+    }
+    let mut status = "approved";
+    if c.kind == "transfer" && c.credit_impact_minor > 0 {
+        if let Some(account) =
+            credit::account_by_id(&mut tx, c.to_id, Utc::now().date_naive()).await?
+        {
+            if account.headroom_minor < c.credit_impact_minor {
+                status = "awaiting_finance";
+            }
+        }
+    }
+    sql_execute!(
+        tx.conn(),
+        "update proposals set status = $2 where id = $1",
+        id,
+        status
+    )?;
+    finish(tx, actor, "proposal.approve", id, before).await
+}
+
+pub async fn reject(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    version: i64,
+    reason: Option<&str>,
+) -> Result<ProposalView, ServiceError> {
+    let mut tx = db.begin().await?;
+    let c = claim(&mut tx, id, version).await?;
+    let before = before_image(view_in(&mut tx, id).await?);
+    if !matches!(c.status.as_str(), "proposed" | "edited" | "approved") {
+        return Err(wrong_state(id, &c.status, "rejected"));
+    }
+    sql_execute!(
+        tx.conn(),
+        "update proposals set status = 'rejected', edit_reason = coalesce($2, edit_reason) where id = $1",
+        id,
+        reason
+    )?;
+    finish(tx, actor, "proposal.reject", id, before).await
+}
+
+/// Finance decides a transfer held for credit: approved (it may be released) or rejected.
+pub async fn finance_decide(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    version: i64,
+    approve: bool,
+) -> Result<ProposalView, ServiceError> {
+    let mut tx = db.begin().await?;
+    let c = claim(&mut tx, id, version).await?;
+    let before = before_image(view_in(&mut tx, id).await?);
+    if c.status != "awaiting_finance" {
+        return Err(wrong_state(id, &c.status, "decided by finance"));
+    }
+    let status = if approve { "approved" } else { "rejected" };
+    sql_execute!(
+        tx.conn(),
+        "update proposals set status = $2 where id = $1",
+        id,
+        status
+    )?;
+    let action = if approve {
+        "proposal.finance_approve"
+    } else {
+        "proposal.finance_reject"
+    };
+    finish(tx, actor, action, id, before).await
+}
+
+/// The header of proposals.csv (DESIGN §9).
+pub const RELEASE_HEADER: &str =
+    "plan_id,proposal_id,kind,part_code,supplier_code,from_code,to_code,qty,order_by,arrive_on,unit_cost,currency,status";
+
+/// Releases approved proposals all together (any stale, missing or unapproved one: none
+/// is released): purchases go on order at their destination, transfers leave their source
+/// and travel in transit to their destination; a transfer with a credit impact becomes an
+/// advance on the station's account. Returns the released proposals as proposals.csv.
+pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<String, ServiceError> {
+    if items.is_empty() {
+        return Err(ServiceError::invalid(
+            "proposals",
+            "name at least one proposal",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let today = Utc::now().date_naive();
+    let mut csv = String::from(RELEASE_HEADER);
+    csv.push('\n');
+    for (i, &(id, version)) in items.iter().enumerate() {
+        let c = claim(&mut tx, id, version)
+            .await
+            .map_err(|e| at_item(e, i))?;
+        let before = before_image(view_in(&mut tx, id).await?);
+        if c.status != "approved" {
+            return Err(at_item(wrong_state(id, &c.status, "released"), i));
+        }
+        let qty = Qty::new(c.qty).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let reference = Some(format!("proposal:{id}"));
+        let movement = |kind, location_id, suffix: &str| Movement {
+            kind,
+            part_id: c.part_id,
+            location_id,
+            qty,
+            idempotency_key: format!("release:{id}:{suffix}"),
+            reference: reference.clone(),
+            reason: None,
+            actor: actor.to_owned(),
+        };
+        let moves = match (c.kind.as_str(), c.from_id) {
+            ("transfer", Some(from)) => vec![
+                movement(MovementKind::TransferOut, from, "out"),
+                movement(MovementKind::TransferShip, c.to_id, "ship"),
+            ],
+            _ => vec![movement(MovementKind::Order, c.to_id, "order")],
+        };
+        for m in &moves {
+            stock::append(&mut tx, m).await.map_err(|e| match e {
+                stock::StockError::WouldGoNegative { bucket, .. } => ServiceError::conflict(
+                    &format!("proposals[{i}]"),
+                    format!(
+                        "proposal {id}: the source has too little {bucket} to ship {}",
+                        c.qty
+                    ),
+                ),
+                other => ServiceError::from(other),
+            })?;
+        }
+        if c.kind == "transfer" {
+            credit::advance(
+                &mut tx,
+                c.to_id,
+                id,
+                c.credit_impact_minor,
+                &c.currency,
+                today,
+            )
+            .await?;
+        }
+        sql_execute!(
+            tx.conn(),
+            "update proposals set status = 'released' where id = $1",
+            id
+        )?;
+        let after = view_in(&mut tx, id).await?;
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            after.plan_run_id,
+            after.id,
+            after.kind,
+            after.part_code,
+            after.supplier_code.as_deref().unwrap_or(""),
+            after.from_code.as_deref().unwrap_or(""),
+            after.to_code,
+            after.qty,
+            after.order_by,
+            after.arrive_on,
+            Amount::from_minor(after.unit_cost_minor),
+            after.currency,
+            after.status
+        );
+        audit::record(
+            &mut tx,
+            Change {
+                actor,
+                action: "proposal.release",
+                entity: "proposal",
+                entity_id: id.to_string(),
+                before: serde_json::to_value(&before).ok(),
+                after: Some(json!({"proposal": after, "movements": moves.iter()
+                    .map(|m| json!({"kind": m.kind, "location_id": m.location_id, "qty": m.qty.get()}))
+                    .collect::<Vec<_>>()})),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(csv)
+}
+
+/// Points an error of one item of a batch at that item.
+fn at_item(e: ServiceError, i: usize) -> ServiceError {
+    match e {
+        ServiceError::Conflict { field, why } => ServiceError::Conflict {
+            field: format!("proposals[{i}].{field}"),
+            why,
+        },
+        ServiceError::NotFound { what } => {
+            ServiceError::invalid(&format!("proposals[{i}].id"), format!("{what} not found"))
+        }
+        other => other,
+    }
+}
