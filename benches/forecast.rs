@@ -1,6 +1,8 @@
 //! Throughput of the per-series forecasting core: synthetic intermittent series × 48 months,
 //! classification + method choice + parameter grid fit + spread fit + quantiles (one-period
-//! p90 and lead-time p95 over 3 periods), rayon on 2 threads.
+//! p90 and lead-time p95 over 3 periods), rayon on 2 threads; then the cross-series hurdle
+//! model the backtest uses (fitted on inner origins of all series, at most 400,000 examples)
+//! and its one-period p90 for every series.
 //!
 //! `cargo bench --bench forecast` (1,000,000 series; `SPAREPLAN_BENCH_SERIES=N` to change).
 //! Peak memory is read from /proc/self/status (VmHWM).
@@ -10,7 +12,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use spareplan::forecast::{fit_series, SeriesConfig};
+use spareplan::forecast::{fit_series, PooledModel, SeriesConfig};
 
 const PERIODS: usize = 48;
 
@@ -73,6 +75,26 @@ fn main() {
             .collect();
         let secs = t1.elapsed().as_secs_f64();
         let mean_q90 = out.iter().map(|o| o.1 as f64).sum::<f64>() / out.len().max(1) as f64;
+        drop(out);
+        let t2 = Instant::now();
+        let rows: Vec<&[f32]> = data.chunks(PERIODS).collect();
+        let model = PooledModel::fit(&rows, 12);
+        let fit_secs = t2.elapsed().as_secs_f64();
+        let pooled_q90: f64 = match &model {
+            Some(m) => rows
+                .par_iter()
+                .map(|y| m.predict(y).quantile(0.90))
+                .sum::<f64>(),
+            None => f64::NAN,
+        } / rows.len().max(1) as f64;
+        let pooled_secs = t2.elapsed().as_secs_f64();
+        println!(
+            "pooled hurdle: fit {fit_secs:.2} s ({} examples, κ {}), fit + predict all {pooled_secs:.2} s; \
+             mean p90 {pooled_q90:.3}; total with the series fits {:.2} s",
+            model.as_ref().map_or(0, |m| m.examples),
+            model.as_ref().map_or(f64::NAN, |m| m.size_kappa),
+            secs + pooled_secs
+        );
         println!(
             "forecast: {series} series x {PERIODS} periods on 2 threads: {secs:.2} s, \
              {:.0} series/s (generation {:.2} s apart); mean p90 {mean_q90:.3}; peak RSS {:.0} MB",

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::classify::DemandClass;
+use super::pooled::{Hurdle, PooledModel};
 use super::series::{fit_series, pool_spreads, SeriesConfig, SeriesFit};
 use super::ForecastError;
 
@@ -29,6 +30,10 @@ pub struct OriginFit {
     /// Index of the first forecast period (= number of training periods).
     pub origin: usize,
     pub fit: SeriesFit,
+    /// Whether mean and quantiles come from the cross-series model ([`PooledModel`]).
+    pub pooled: bool,
+    /// Mean demand per period: the pooled law's mean when there is one, else the series level.
+    pub mean: f64,
     /// The one-period quantiles at [`LEVELS`].
     pub quantiles: [f64; NL],
 }
@@ -96,19 +101,27 @@ impl Tally {
     /// Stock needed for a fill rate, linear between the two levels that bracket it; `None`
     /// when even the highest level does not reach it.
     pub fn stock_for_fill(&self, target: f64) -> Option<f64> {
-        let i = (0..NL).find(|&i| self.fill(i) >= target)?;
-        if i == 0 {
-            return Some(self.stock(0));
-        }
-        let (f0, f1) = (self.fill(i - 1), self.fill(i));
-        let (s0, s1) = (self.stock(i - 1), self.stock(i));
-        let w = if f1 > f0 {
-            (target - f0) / (f1 - f0)
-        } else {
-            1.0
-        };
-        Some(s0 + w * (s1 - s0))
+        let fill: [f64; NL] = std::array::from_fn(|i| self.fill(i));
+        let stock: [f64; NL] = std::array::from_fn(|i| self.stock(i));
+        stock_for_fill(&fill, &stock, target)
     }
+}
+
+/// Stock needed for a fill rate along a trade-off curve (`fill[i]`, `stock[i]`) of rising
+/// levels, linear between the two levels that bracket it; `None` when no level reaches it.
+pub fn stock_for_fill(fill: &[f64], stock: &[f64], target: f64) -> Option<f64> {
+    let i = (0..fill.len().min(stock.len())).find(|&i| fill[i] >= target)?;
+    if i == 0 {
+        return Some(stock[0]);
+    }
+    let (f0, f1) = (fill[i - 1], fill[i]);
+    let (s0, s1) = (stock[i - 1], stock[i]);
+    let w = if f1 > f0 {
+        (target - f0) / (f1 - f0)
+    } else {
+        1.0
+    };
+    Some(s0 + w * (s1 - s0))
 }
 
 /// What a backtest measured, overall and per demand class (class on the training periods).
@@ -185,8 +198,16 @@ fn score(history: &[f32], actual: &[f32], level: f64, q: &[f64; NL], season: usi
     t
 }
 
-fn quantiles(fit: &SeriesFit) -> [f64; NL] {
-    LEVELS.map(|p| fit.spread.quantile(fit.level as f64, 1, p))
+/// Mean and one-period quantiles: from the pooled law when there is one, else from the
+/// series level and its negative binomial spread.
+fn predictive(fit: &SeriesFit, pooled: Option<&Hurdle>) -> (f64, [f64; NL]) {
+    match pooled {
+        Some(h) => (h.mean(), LEVELS.map(|p| h.quantile(p))),
+        None => (
+            fit.level as f64,
+            LEVELS.map(|p| fit.spread.quantile(fit.level as f64, 1, p)),
+        ),
+    }
 }
 
 /// Rolling-origin backtest over the rows of `demand` (series × periods). Origins are `train`,
@@ -232,16 +253,33 @@ pub fn backtest(
             }
         }
     }
+    // The cross-series model of each origin, fitted on the periods before it.
+    let models: Vec<(usize, Option<PooledModel>)> = origins
+        .iter()
+        .map(|&o| {
+            let model = if cfg.pooled {
+                let train: Vec<&[f32]> = rows.iter().map(|y| &y[..o]).collect();
+                PooledModel::fit(&train, horizon)
+            } else {
+                None
+            };
+            (o, model)
+        })
+        .collect();
     let per: Vec<(OriginFit, Tally)> = fits
         .into_par_iter()
         .map(|(s, o, fit)| {
             let y = &rows[s];
-            let q = quantiles(&fit);
-            let tally = score(&y[..o], &y[o..o + horizon], fit.level as f64, &q, season);
+            let model = models.iter().find(|m| m.0 == o).and_then(|m| m.1.as_ref());
+            let pooled = model.map(|m| m.predict(&y[..o]));
+            let (mean, q) = predictive(&fit, pooled.as_ref());
+            let tally = score(&y[..o], &y[o..o + horizon], mean, &q, season);
             let of = OriginFit {
                 series: s,
                 origin: o,
                 fit,
+                pooled: pooled.is_some(),
+                mean,
                 quantiles: q,
             };
             (of, tally)
@@ -362,7 +400,7 @@ fn write_forecasts(
         for h in 0..horizon {
             let step = f.origin + h - train + 1;
             let id = &ids[f.series];
-            writeln!(out, "{id},{step},{:.6},{q}", f.fit.level).map_err(io)?;
+            writeln!(out, "{id},{step},{:.6},{q}", f.mean).map_err(io)?;
         }
     }
     out.flush().map_err(io)
@@ -528,18 +566,21 @@ mod carparts {
         assert_eq!(all.series, 2674);
         // 16 series are all zero in the training months and drop out of MASE.
         assert_eq!(all.mase_series, 2658);
-        // Achieved (default settings): MASE 1.097, RMSSE 0.707, coverage p90 93.5 %,
-        // p95 96.3 %; stock 2.32 for 85 % fill and 2.89 for 90 % (anchor 2.0 / 2.75).
-        // The p95 goal (93–97 %) is met; p90 over-covers (goal 88–92 %): the quantiles
-        // are whole units and most series are slow. These bounds guard the achieved level.
+        // Achieved (default settings, the pooled hurdle model): RMSSE 0.702, bias −0.001 per
+        // period, MASE 1.309 (the hurdle mean is a mean, MASE rewards a median: the all-zero
+        // forecast scores 0.746); coverage p90 94.1 %, p95 97.3 %; stock 1.753 for 85 % fill and
+        // 2.463 for 90 %. Before it (per-series method + NB spread): 2.325 / 2.894, p90 93.5 %,
+        // p95 96.3 %, RMSSE 0.707, bias +0.079. Anchor 2.0 / 2.75; the goal (≤ 1.70 / ≤ 2.34,
+        // coverage within 2 points) is NOT met: whole-unit quantiles over-cover on series whose
+        // P(0) is near the level. These bounds guard the achieved level.
         let cov = |p: f64| all.coverage(LEVELS.iter().position(|l| *l == p).unwrap());
         assert!(
-            (0.93..=0.97).contains(&cov(0.95)),
+            (0.95..=0.98).contains(&cov(0.95)),
             "p95 coverage {}",
             cov(0.95)
         );
         assert!(
-            (0.88..=0.95).contains(&cov(0.90)),
+            (0.90..=0.95).contains(&cov(0.90)),
             "p90 coverage {}",
             cov(0.90)
         );
@@ -550,8 +591,10 @@ mod carparts {
         );
         let s85 = all.stock_for_fill(0.85).expect("85 % fill reached");
         let s90 = all.stock_for_fill(0.90).expect("90 % fill reached");
-        assert!(s85 < 2.45 && s90 < 3.0, "stock {s85} / {s90}");
-        assert!(all.mase() < 1.2 && all.rmsse() < 0.75);
+        assert!(s85 < 1.80 && s90 < 2.50, "stock {s85} / {s90}");
+        assert!(all.bias().abs() < 0.02, "bias {}", all.bias());
+        assert!(all.rmsse() < 0.72, "RMSSE {}", all.rmsse());
+        assert!(all.mase() < 1.4, "MASE {}", all.mase());
         // Fill rises with the level and the top level serves well above the anchor's 86 %.
         assert!((1..LEVELS.len()).all(|i| all.fill(i) >= all.fill(i - 1)));
         assert!(all.fill(LEVELS.len() - 1) > 0.95);

@@ -7,6 +7,8 @@
 //!   one-step error over a small grid.
 //! - [`spread`]: negative binomial law fitted on the in-sample forecast errors; quantiles for
 //!   one period and summed over a lead time.
+//! - [`pooled`]: a cross-series hurdle model (occurrence × size) fitted on inner rolling
+//!   origins of the history; the backtest's mean and quantiles where the history allows.
 //! - [`history`]: the demand matrix and the causal (installed base × usage) model built from the
 //!   interchange rows.
 //! - [`run()`]: the whole network in parallel, series and causal forecasts combined.
@@ -17,6 +19,7 @@ pub mod classify;
 pub mod history;
 pub mod methods;
 pub mod period;
+pub mod pooled;
 pub mod run;
 pub mod series;
 pub mod spread;
@@ -28,6 +31,7 @@ pub use classify::{classify, DemandClass, SeriesStats};
 pub use history::{CausalConfig, History, HistoryRows, SeriesKey};
 pub use methods::{Grid, MethodKind, MethodSpec};
 pub use period::{Month, PeriodLength};
+pub use pooled::{Hurdle, PooledModel};
 pub use run::{run, ForecastConfig, ForecastRun, Override, SeriesForecast};
 pub use series::{fit_series, ClassMethods, SeriesConfig, SeriesFit, SeriesOverride};
 pub use spread::{nb_quantile, Dispersion};

@@ -76,6 +76,10 @@ pub struct SeriesConfig {
     /// Weight of the class-pooled dispersion prior, in multiples of the median series'
     /// information (0 = every series on its own errors alone).
     pub pool_strength: f64,
+    /// Backtest: take each series' mean and quantiles from the cross-series hurdle model
+    /// ([`super::pooled`]) fitted on inner origins of the training periods, where they are
+    /// long enough; the series' own level and negative binomial spread otherwise.
+    pub pooled: bool,
 }
 
 impl Default for SeriesConfig {
@@ -85,6 +89,7 @@ impl Default for SeriesConfig {
             methods: ClassMethods::default(),
             lead_fit_periods: 3,
             pool_strength: 0.0,
+            pooled: true,
         }
     }
 }
