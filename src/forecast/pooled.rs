@@ -397,6 +397,7 @@ enum Glm {
 /// logistic regression of `target` ∈ {0, 1} or a Poisson regression of a count. A tiny ridge
 /// keeps the Hessian invertible when a feature is constant; steps are halved while the
 /// likelihood does not improve.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
 fn newton<const K: usize>(
     examples: &[Example],
     target: impl Fn(&Example) -> f64 + Sync,
@@ -499,6 +500,7 @@ fn newton<const K: usize>(
 }
 
 /// Solves h·x = g by Gaussian elimination with partial pivoting; `None` if singular.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
 fn solve<const K: usize>(mut h: [[f64; K]; K], mut g: [f64; K]) -> Option<[f64; K]> {
     for i in 0..K {
         let pivot = (i..K).max_by(|&a, &b| h[a][i].abs().total_cmp(&h[b][i].abs()))?;

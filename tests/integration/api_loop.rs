@@ -148,7 +148,7 @@ async fn the_whole_loop_through_the_api() {
     for p in &purchases[..2] {
         let r = api
             .post(
-                &format!("/api/v1/proposals/{}/approve", id(*p)),
+                &format!("/api/v1/proposals/{}/approve", id(p)),
                 &planner,
                 json!({"version": 1}),
             )

@@ -140,20 +140,20 @@ fn the_combined_forecast_beats_the_pure_series_forecast_against_the_truth() {
         let Some(reg) = region.get(station).copied() else {
             continue;
         };
-        for step in 0..12 {
+        for (step, &truth) in t.iter().enumerate().take(12) {
             let combined = f.map_or(0.0, |f| f64::from(f.mean(step)));
             let series = f.map_or(0.0, |f| f64::from(f.series_level));
-            all.add(combined, series, t[step]);
+            all.add(combined, series, truth);
             if young.contains(station) {
-                new_stations.add(combined, series, t[step]);
+                new_stations.add(combined, series, truth);
             }
             let month = origin.plus(step as i32).month();
             if peak_month.get(reg).is_some_and(|&p| month % 12 + 1 == p) {
-                before_peak.add(combined, series, t[step]);
+                before_peak.add(combined, series, truth);
             }
             let cell = &mut totals.entry(reg).or_insert([(0.0, 0.0); 12])[step];
             cell.0 += combined;
-            cell.1 += t[step];
+            cell.1 += truth;
         }
     }
     eprintln!("MAE per cell (combined vs series): all {:.4} vs {:.4}; stations < 12 months {:.4} vs {:.4}; month before the peak {:.4} vs {:.4}",
