@@ -13,5 +13,6 @@ pub mod network;
 pub mod plan;
 pub mod plan_runs;
 pub mod report;
+pub mod simulate_runs;
 pub mod stock;
 pub mod units;

@@ -5,4 +5,5 @@ mod catalog;
 mod forecast_truth;
 mod interchange;
 mod ledger;
+mod plan_simulate;
 mod support;
