@@ -134,7 +134,9 @@ pub fn read_truth(dir: &Path, model: &PlanModel, inst: &Instance) -> Result<Trut
             unmatched_rows += 1;
             continue;
         };
-        cells.entry((p, s)).or_insert_with(|| vec![0.0; model.periods])[t] += row.expected_demand;
+        cells
+            .entry((p, s))
+            .or_insert_with(|| vec![0.0; model.periods])[t] += row.expected_demand;
     }
     if cells.is_empty() {
         return Err(SimulateError::NoFuture {

@@ -1167,8 +1167,14 @@ async fn import_faults(
 
 /// The faults table's indexes as the migrations create them.
 const FAULT_INDEXES: [(&str, &str); 2] = [
-    ("faults_line_key", "create unique index faults_line_key on faults (work_order, part_id)"),
-    ("faults_part_station_idx", "create index faults_part_station_idx on faults (part_id, station_id)"),
+    (
+        "faults_line_key",
+        "create unique index faults_line_key on faults (work_order, part_id)",
+    ),
+    (
+        "faults_part_station_idx",
+        "create index faults_part_station_idx on faults (part_id, station_id)",
+    ),
 ];
 
 /// Whether to drop the faults indexes for this load and rebuild them after: worth it when
@@ -1179,7 +1185,8 @@ async fn rebuild_indexes_for(tx: &mut Tx, file: &Source) -> Result<bool, DbError
     /// Bytes of a typical fault line; only the order of magnitude matters here.
     const BYTES_PER_LINE: u64 = 90;
     let incoming = std::fs::metadata(&file.name).map_or(0, |m| m.len()) / BYTES_PER_LINE;
-    let (existing,) = sql_fetch_optional!((i64,), tx.conn(), "select count(*) from faults")?.unwrap_or((0,));
+    let (existing,) =
+        sql_fetch_optional!((i64,), tx.conn(), "select count(*) from faults")?.unwrap_or((0,));
     Ok(incoming > 100_000 && incoming > u64::try_from(existing).unwrap_or(0))
 }
 

@@ -39,7 +39,7 @@ struct Column {
 /// Where the decomposition's time went, milliseconds: wall time of the master solves and
 /// of the pricing rounds, and summed over all part solves (CPU time, across threads) the
 /// time spent writing each part's LP and inside HiGHS.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Profile {
     pub master_ms: f64,
     pub pricing_wall_ms: f64,

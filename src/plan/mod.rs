@@ -32,11 +32,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+pub use compare::{compare, Comparison, Outcome, Point};
 pub use instance::{Demand, Instance, Lane, LaneId, LocId, Location, Part, PartId, Stock};
 pub use lp::{Costs, Family, Flows};
 pub use model::{Method, ModelError, PlanModel, Tier};
 pub use result::{Binding, Kpis, PlanResult, PlanStatus, Purchase, Reason, Transfer};
-pub use compare::{compare, Comparison, Outcome, Point};
 pub use simulate::{simulate, Policy, Realised, SimReport};
 
 use lp::{Fail, Finish, LinkRows, Mode};
