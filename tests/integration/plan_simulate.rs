@@ -49,9 +49,33 @@ async fn the_plan_holds_less_stock_than_min_max_at_the_same_fill_rate() {
     .await
     .expect("simulate");
     println!("{}", cmp.table());
-    for p in &cmp.points {
-        assert!(p.plan.fill_rate > 0.0 && p.baseline.fill_rate > 0.0);
+    assert_eq!(cmp.points.len(), 3);
+    for w in cmp.points.windows(2) {
+        let (lo, hi) = (&w[0], &w[1]);
+        // A higher target buys more protection under both policies: more stock, and (same
+        // demand draws) a fill rate at least as high up to noise.
+        assert!(
+            hi.baseline.average_stock_value > lo.baseline.average_stock_value,
+            "min/max stock must grow with the target: {lo:?} / {hi:?}"
+        );
+        assert!(
+            hi.plan.average_stock_value > lo.plan.average_stock_value,
+            "plan stock must grow with the target: {lo:?} / {hi:?}"
+        );
+        assert!(hi.baseline.fill_rate >= lo.baseline.fill_rate - 0.005);
+        assert!(hi.plan.fill_rate >= lo.plan.fill_rate - 0.005);
     }
+    for p in &cmp.points {
+        assert_eq!(p.plan_status, spareplan::plan::PlanStatus::Optimal);
+        assert!(
+            p.plan.fill_rate > 0.5 && p.baseline.fill_rate > 0.5,
+            "{p:?}"
+        );
+    }
+    // The baseline's frontier is monotone and spans at least one plan point, so the
+    // trade-off at equal fill rate is read for it.
+    assert!(cmp.baseline_curve.windows(2).all(|w| w[0].1 <= w[1].1));
+    assert!(cmp.points.iter().any(|p| p.saving_at_equal_fill.is_some()));
 }
 
 const SIM_STATIONS: usize = 12;
