@@ -2,9 +2,12 @@
 //! networks where each station sees 5–15 % of the parts.
 //!
 //! `cargo bench --bench plan -- 60x800 200x5000 500x20000` (default: 60x800). Prints, per
-//! size: active pairs, LP columns, instance generation, model build and solve times apart,
-//! method, rounds, gap, status and the process's peak memory (VmHWM). Each size should run
-//! in its own process for a clean peak-memory figure.
+//! size: active pairs, LP columns, instance generation, model build (stocking decision,
+//! per-part blocks, safety stock, linking rows) and solve times apart, method, rounds, gap,
+//! status, where the decomposition's time went, and the process's peak memory (VmHWM).
+//! Each size should run in its own process for a clean peak-memory figure. `--monolith`
+//! also solves the same instance as one HiGHS LP and prints how far the decomposition's
+//! relaxation is from it (the 1 % check); `--time-limit S` overrides the model's limit.
 
 use std::time::Instant;
 
@@ -22,8 +25,15 @@ fn peak_memory_mb() -> f64 {
 }
 
 fn main() {
-    let sizes: Vec<(usize, usize)> = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check_monolith = args.iter().any(|a| a == "--monolith");
+    let time_limit: Option<f64> = args
+        .iter()
+        .position(|a| a == "--time-limit")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
+    let sizes: Vec<(usize, usize)> = args
+        .iter()
         .filter_map(|a| {
             let (s, p) = a.split_once('x')?;
             Some((s.parse().ok()?, p.parse().ok()?))
@@ -41,6 +51,9 @@ fn main() {
     .expect("model file");
     for (stations, parts) in sizes {
         let mut model = PlanModel::from_toml(&text).expect("model");
+        if let Some(limit) = time_limit {
+            model.solver.time_limit_s = limit;
+        }
         let gen = Instant::now();
         let syn = synthetic::generate(stations, parts, model.periods, 7);
         let gen_ms = gen.elapsed().as_secs_f64() * 1e3;
@@ -67,6 +80,33 @@ fn main() {
             r.transfers.len(),
             peak_memory_mb(),
         );
+        if let Some(p) = &r.dw_profile {
+            println!(
+                "  decomposition: master {:.0} ms | pricing wall {:.0} ms | {} part solves: writing LPs {:.0} ms cpu, HiGHS {:.0} ms cpu",
+                p.master_ms, p.pricing_wall_ms, p.part_solves, p.part_build_cpu_ms, p.part_highs_cpu_ms
+            );
+        }
+        if check_monolith {
+            let mut mono = model.clone();
+            mono.solver.method = spareplan::plan::Method::Monolith;
+            let started = Instant::now();
+            let m = plan::solve(&mono, &syn.instance);
+            let (a, b) = (m.relaxation, r.relaxation);
+            println!(
+                "  monolith: status {:?} build {:.0} ms solve {:.0} ms (wall {:.0} ms) | relaxation {:?} vs {} {:?} | difference {}",
+                m.status,
+                m.build_ms,
+                m.solve_ms,
+                started.elapsed().as_secs_f64() * 1e3,
+                a,
+                r.method,
+                b,
+                match (a, b) {
+                    (Some(a), Some(b)) => format!("{:.4} %", 100.0 * (b - a) / a.abs().max(1.0)),
+                    _ => "n/a".into(),
+                }
+            );
+        }
         if r.status == PlanStatus::Optimal && parts <= 5_000 {
             let planned = plan::simulate(&model, &syn.instance, &syn.realised, &Policy::Plan(&sol));
             let baseline = plan::simulate(&model, &syn.instance, &syn.realised, &Policy::MinMax);

@@ -101,6 +101,27 @@ enum Command {
     /// Write a synthetic network (deterministic by seed) in the import formats, with its
     /// ground truth apart.
     Generate(crate::generate::GenerateArgs),
+    /// Replay the generator's true future demand against the plan and against the min/max
+    /// baseline (min = mean lead-time demand + safety stock, max = min + EOQ) at several
+    /// service targets; needs a stored forecast run.
+    Simulate {
+        #[arg(long, default_value = "models/monthly-replenishment.toml")]
+        model: PathBuf,
+        /// The --truth directory `generate` wrote (true_demand.csv, true_rates.csv).
+        #[arg(long)]
+        truth: PathBuf,
+        /// Service targets (fill rates) to compare at; every tier × criticality gets each.
+        #[arg(long, value_delimiter = ',', default_value = "0.85,0.92,0.97")]
+        targets: Vec<f64>,
+        /// Independent draws of realised demand from the truth.
+        #[arg(long, default_value_t = 5)]
+        draws: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the comparison as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Serve the HTTP API under /api/v1 (and /healthz, /readyz, /metrics) until Ctrl-C or
     /// SIGTERM.
     Serve {
@@ -284,6 +305,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = token(&db, action).await;
             db.close().await;
             outcome
+        }
+        Command::Simulate {
+            model,
+            truth,
+            targets,
+            draws,
+            seed,
+            json,
+        } => {
+            let db = connect(&cli.database_url).await?;
+            let (model, _) = plan_runs::read_model(&model)?;
+            let options = crate::simulate_runs::SimulateOptions {
+                truth_dir: &truth,
+                targets,
+                draws,
+                seed,
+            };
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message("planning and replaying at each target …");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+            let outcome = crate::simulate_runs::run(&db, model, &options).await;
+            spinner.finish_and_clear();
+            db.close().await;
+            let (comparison, truth) = outcome?;
+            if truth.unmatched_rows > 0 {
+                println!(
+                    "({} truth rows name parts or stations not in the plan, e.g. superseded codes; left out)",
+                    truth.unmatched_rows
+                );
+            }
+            print!("{}", comparison.table());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&comparison)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(())
         }
         Command::Summary => {
             let db = connect(&cli.database_url).await?;

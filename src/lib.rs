@@ -21,5 +21,6 @@ pub mod plan_runs;
 pub mod proposals;
 pub mod report;
 pub mod service;
+pub mod simulate_runs;
 pub mod stock;
 pub mod units;

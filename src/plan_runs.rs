@@ -92,12 +92,7 @@ pub async fn run_and_store(
             &loaded
         }
     };
-    let mut model = model;
-    let origin = forecast.origin;
-    model.start = NaiveDate::from_ymd_opt(origin.year(), origin.month(), 1).unwrap_or(model.start);
-    model.periods = model.periods.min(forecast.run.horizon);
-    let snapshot = Snapshot::load(db, model.start).await?;
-    let instance = snapshot.instance(&model, forecast)?;
+    let (model, instance, snapshot) = prepare(db, model, forecast).await?;
     let run_id = start_run(db, &model, model_text, forecast.id).await?;
     let result = tokio::task::spawn_blocking(move || plan::solve(&model, &instance)).await?;
     let proposals = finish_run(db, run_id, &result, &snapshot).await?;
@@ -106,6 +101,41 @@ pub async fn run_and_store(
         result,
         proposals,
     })
+}
+
+/// The planner's instance for `forecast` (the newest stored run when `None`), with the
+/// model's horizon moved to start at the forecast's first month and cut to its horizon.
+pub async fn instance_for(
+    db: &Db,
+    model: PlanModel,
+    forecast: Option<&StoredForecast>,
+) -> Result<(PlanModel, Instance), PlanRunError> {
+    let loaded;
+    let forecast = match forecast {
+        Some(f) => f,
+        None => {
+            let id = forecast_runs::latest_id(db)
+                .await?
+                .ok_or(PlanRunError::NoForecast)?;
+            loaded = forecast_runs::load(db, id).await?;
+            &loaded
+        }
+    };
+    let (model, instance, _) = prepare(db, model, forecast).await?;
+    Ok((model, instance))
+}
+
+async fn prepare(
+    db: &Db,
+    mut model: PlanModel,
+    forecast: &StoredForecast,
+) -> Result<(PlanModel, Instance, Snapshot), PlanRunError> {
+    let origin = forecast.origin;
+    model.start = NaiveDate::from_ymd_opt(origin.year(), origin.month(), 1).unwrap_or(model.start);
+    model.periods = model.periods.min(forecast.run.horizon);
+    let snapshot = Snapshot::load(db, model.start).await?;
+    let instance = snapshot.instance(&model, forecast)?;
+    Ok((model, instance, snapshot))
 }
 
 /// Database ids behind the planner's dense indices.

@@ -243,6 +243,9 @@ pub struct TrueRateRow {
     pub part_code: String,
     pub equipment_model: String,
     pub rate: f64,
+    /// Mean units replaced per failure event (`1 + Poisson(lot_mean − 1)`), so demand can
+    /// be drawn from true_demand.csv as the generator draws it.
+    pub lot_mean: f64,
 }
 
 /// true_demand.csv: expected units of the part at the station in the month (`YYYY-MM`).
@@ -256,7 +259,7 @@ pub struct TrueDemandRow {
 
 impl CsvRow for TrueRateRow {
     const FILE: &'static str = "true_rates.csv";
-    const HEADER: &'static [&'static str] = &["part_code", "equipment_model", "rate"];
+    const HEADER: &'static [&'static str] = &["part_code", "equipment_model", "rate", "lot_mean"];
 }
 
 impl CsvRow for TrueDemandRow {
@@ -275,6 +278,7 @@ pub fn true_rates(catalog: &Catalog) -> Vec<TrueRateRow> {
                 part_code: part.code.clone(),
                 equipment_model: catalog.models[m].code.to_owned(),
                 rate: rate * slot.lot_mean,
+                lot_mean: slot.lot_mean,
             });
         }
     }

@@ -25,11 +25,35 @@ use super::lp::{self, Fail, Family, Finish, Flows, LinkRows, Mode, Prices};
 use super::model::PlanModel;
 use super::prepare::Block;
 
+/// Weight of the stability centre in the pricing duals.
+const SMOOTHING: f64 = 0.7;
+
 /// A per-part plan offered to the master.
 struct Column {
     cost: f64,
     usage: Vec<(usize, f64)>,
     flows: Flows,
+    timing: lp::BlockTiming,
+}
+
+/// Where the decomposition's time went, milliseconds: wall time of the master solves and
+/// of the pricing rounds, and summed over all part solves (CPU time, across threads) the
+/// time spent writing each part's LP and inside HiGHS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Profile {
+    pub master_ms: f64,
+    pub pricing_wall_ms: f64,
+    pub part_build_cpu_ms: f64,
+    pub part_highs_cpu_ms: f64,
+    pub part_solves: usize,
+}
+
+impl Profile {
+    fn add(&mut self, t: lp::BlockTiming) {
+        self.part_build_cpu_ms += t.build_ms;
+        self.part_highs_cpu_ms += t.solve_ms;
+        self.part_solves += 1;
+    }
 }
 
 /// Result of a decomposition solve.
@@ -43,6 +67,7 @@ pub struct Decomposed {
     pub iterations: usize,
     pub build_ms: f64,
     pub solve_ms: f64,
+    pub profile: Profile,
 }
 
 /// Why the decomposition found no plan.
@@ -53,39 +78,71 @@ pub enum DwFail {
 
 pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<Decomposed, DwFail> {
     let started = Instant::now();
+    let mut profile = Profile::default();
     let first: Vec<(Column, f64)> = blocks
         .par_iter()
         .map(|b| price(model, links, b, None))
         .collect::<Result<_, _>>()
         .map_err(DwFail::Other)?;
+    first.iter().for_each(|(c, _)| profile.add(c.timing));
+    profile.pricing_wall_ms += lp::ms(started);
     let base_value: Vec<f64> = first.iter().map(|(_, v)| *v).collect();
     let mut columns: Vec<Vec<Column>> = first.into_iter().map(|(c, _)| vec![c]).collect();
-    let build_ms = lp::ms(started);
     let penalty = slack_penalty(blocks, links);
     let touching = touching_rows(blocks, links);
     let mut out = None;
     let mut iterations = 0;
     let mut finish = Finish::Optimal;
+    // Wentges smoothing: price at a mix of the best-bound duals (the stability centre) and
+    // the master's duals; plain column generation oscillates and tails off badly with
+    // hundreds of linking rows. A round whose smoothed prices find no column improving the
+    // master (mis-pricing) retries at the master's own duals.
+    let mut best_bound = f64::NEG_INFINITY;
+    let mut centre: Vec<f64> = vec![0.0; links.len()];
+    let mut alpha = SMOOTHING;
     while iterations < model.solver.dw_max_iterations {
         iterations += 1;
+        let master_started = Instant::now();
         let master = solve_master(&columns, links, &penalty).map_err(DwFail::Other)?;
+        profile.master_ms += lp::ms(master_started);
+        let sep: Vec<f64> = if best_bound.is_finite() {
+            centre
+                .iter()
+                .zip(&master.pi)
+                .map(|(c, m)| alpha * c + (1.0 - alpha) * m)
+                .collect()
+        } else {
+            master.pi.clone()
+        };
         let priced: Vec<usize> = (0..blocks.len())
-            .filter(|&p| touching[p].iter().any(|&r| master.pi[r] > 1e-12))
+            .filter(|&p| touching[p].iter().any(|&r| sep[r] > 1e-12))
             .collect();
+        let pricing_started = Instant::now();
         let new: Vec<(usize, Column, f64)> = priced
             .par_iter()
             .map(|&p| {
-                let prices = Prices::for_block(links, &blocks[p], &master.pi);
+                let prices = Prices::for_block(links, &blocks[p], &sep);
                 price(model, links, &blocks[p], Some(&prices)).map(|(c, v)| (p, c, v))
             })
             .collect::<Result<_, _>>()
             .map_err(DwFail::Other)?;
-        // Lagrangian bound: Σ_p min_x (c + π·a)(x) − π·b; unpriced parts keep their base value.
+        // Lagrangian bound at the pricing duals: Σ_p min_x (c + π·a)(x) − π·b; unpriced
+        // parts keep their base value (their prices are zero).
+        profile.pricing_wall_ms += lp::ms(pricing_started);
         let mut bound: f64 = base_value.iter().sum();
         let mut added = 0;
         for (p, col, v) in new {
+            profile.add(col.timing);
             bound += v - base_value[p];
-            if v - master.sigma[p] < -1e-7 * (1.0 + v.abs()) {
+            // Reduced cost at the master's duals (the column was priced at `sep`).
+            let rc = col.cost
+                + col
+                    .usage
+                    .iter()
+                    .map(|&(r, u)| master.pi[r] * u)
+                    .sum::<f64>()
+                - master.sigma[p];
+            if rc < -1e-7 * (1.0 + col.cost.abs()) {
                 columns[p].push(col);
                 added += 1;
             }
@@ -93,19 +150,25 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         bound -= links
             .rows
             .iter()
-            .zip(&master.pi)
+            .zip(&sep)
             .map(|(r, pi)| r.rhs * pi)
             .sum::<f64>();
-        let gap = (master.value - bound).max(0.0) / master.value.abs().max(1.0);
+        if bound > best_bound {
+            best_bound = bound;
+            centre = sep;
+        }
+        let gap = (master.value - best_bound).max(0.0) / master.value.abs().max(1.0);
         let timed_out = started.elapsed().as_secs_f64() > model.solver.time_limit_s;
-        let done = gap <= model.solver.dw_gap || added == 0;
-        out = Some((master, gap, bound));
+        let mispriced = added == 0 && alpha > 0.0 && gap > model.solver.dw_gap;
+        let done = gap <= model.solver.dw_gap || (added == 0 && !mispriced);
+        out = Some((master, gap, best_bound));
         if done || timed_out {
             if timed_out && !done {
                 finish = Finish::TimeLimit;
             }
             break;
         }
+        alpha = if mispriced { 0.0 } else { SMOOTHING };
     }
     let Some((master, gap, bound)) = out else {
         return Err(DwFail::Other(Fail::Solver(
@@ -136,8 +199,10 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         gap,
         lower_bound: bound,
         iterations,
-        build_ms,
-        solve_ms: lp::ms(started) - build_ms,
+        // Each part's LP is written inside every pricing round: see `profile` for the split.
+        build_ms: 0.0,
+        solve_ms: lp::ms(started),
+        profile,
     })
 }
 
@@ -148,14 +213,22 @@ fn price(
     block: &Block,
     prices: Option<&Prices>,
 ) -> Result<(Column, f64), Fail> {
-    let (flows, value) = lp::solve_block(model, block, prices, Mode::Lp)?;
+    let (flows, value, timing) = lp::solve_block_timed(model, block, prices, Mode::Lp)?;
     let cost = lp::costs(block, &flows).total();
     let usage = links
         .usage(block, &flows)
         .into_iter()
         .filter(|(_, u)| u.abs() > 1e-12)
         .collect();
-    Ok((Column { cost, usage, flows }, value))
+    Ok((
+        Column {
+            cost,
+            usage,
+            flows,
+            timing,
+        },
+        value,
+    ))
 }
 
 fn touching_rows(blocks: &[Block], links: &LinkRows) -> Vec<Vec<usize>> {

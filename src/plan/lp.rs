@@ -576,6 +576,24 @@ pub fn solve_block(
     prices: Option<&Prices>,
     mode: Mode,
 ) -> Result<(Flows, f64), Fail> {
+    solve_block_timed(model, block, prices, mode).map(|(f, v, _)| (f, v))
+}
+
+/// Time one block solve spent writing the HiGHS model and inside HiGHS, milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BlockTiming {
+    pub build_ms: f64,
+    pub solve_ms: f64,
+}
+
+/// [`solve_block`] with the time split between writing the model and HiGHS.
+pub fn solve_block_timed(
+    model: &PlanModel,
+    block: &Block,
+    prices: Option<&Prices>,
+    mode: Mode,
+) -> Result<(Flows, f64, BlockTiming), Fail> {
+    let started = Instant::now();
     let mut vars = ProblemVariables::new();
     let mut bv = add_vars(&mut vars, block, mode);
     let obj = objective(block, &bv, prices);
@@ -589,13 +607,20 @@ pub fn solve_block(
     for c in rows(block, &mut bv) {
         problem.add_constraint(c);
     }
+    let build_ms = ms(started);
+    let solving = Instant::now();
     let solution = problem.solve().map_err(|e| match e {
         ResolutionError::Infeasible => Fail::Infeasible,
         ResolutionError::Other("NoSolutionFound") => Fail::TimeLimitNoSolution,
         other => Fail::Solver(other.to_string()),
     })?;
+    let solve_ms = ms(solving);
     let value = solution.eval(&obj);
-    Ok((read(block, &bv, &solution), value))
+    Ok((
+        read(block, &bv, &solution),
+        value,
+        BlockTiming { build_ms, solve_ms },
+    ))
 }
 
 /// The objective of a block's plan split by term, major units.

@@ -13,6 +13,7 @@
 //! and checks; [`result`] writes proposals with reasons; [`simulate`] replays realised
 //! demand against the plan and against a min/max baseline.
 
+pub mod compare;
 pub mod decompose;
 pub mod instance;
 pub mod lp;
@@ -31,6 +32,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+pub use compare::{compare, Comparison, Outcome, Point};
 pub use instance::{Demand, Instance, Lane, LaneId, LocId, Location, Part, PartId, Stock};
 pub use lp::{Costs, Family, Flows};
 pub use model::{Method, ModelError, PlanModel, Tier};
@@ -125,6 +127,7 @@ struct Raw {
     build_ms: f64,
     solve_ms: f64,
     iterations: usize,
+    profile: Option<decompose::Profile>,
 }
 
 struct NoPlan {
@@ -155,6 +158,7 @@ fn monolith(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<Raw
             build_ms: relaxed.build_ms,
             solve_ms: relaxed.solve_ms,
             iterations: 1,
+            profile: None,
             finish: relaxed.finish,
             shadow: relaxed.shadow,
             flows: relaxed.flows,
@@ -180,6 +184,7 @@ fn monolith(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<Raw
         build_ms: relaxed.build_ms + mip.build_ms,
         solve_ms: relaxed.solve_ms + mip.solve_ms,
         iterations: 1,
+        profile: None,
         finish: mip.finish,
         shadow,
         flows: rounded,
@@ -218,6 +223,7 @@ fn dantzig_wolfe(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Resul
         build_ms: dw.build_ms,
         solve_ms: dw.solve_ms,
         iterations: dw.iterations,
+        profile: Some(dw.profile),
     })
 }
 
@@ -354,6 +360,7 @@ fn finish(
         solve_ms: raw.solve_ms,
         iterations: raw.iterations,
         columns: 0,
+        dw_profile: raw.profile,
         binding: writer.bindings(),
         purchases: writer.purchases(),
         transfers: writer.transfers(),

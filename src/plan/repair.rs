@@ -147,50 +147,93 @@ fn cut_inflow(block: &Block, f: &Flows, l: usize, t: usize, integer: bool) -> Op
     None
 }
 
+/// A row use with a total order, for the max-heap in [`restore_links`].
+#[derive(Clone, Copy, PartialEq)]
+struct Use(f64, usize);
+
+impl Eq for Use {}
+impl PartialOrd for Use {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Use {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
 /// Restores every violated linking row by cutting inflows, one unit at a time, in the block
-/// with the largest use of the row. Gives up after `limit` cuts; the caller checks.
+/// with the largest use of the row (a max-heap per row, so the work is
+/// O((terms + cuts) · log) rather than a scan of every part per cut). A cut can move stock
+/// back to a parent and break that parent's row, so rows are swept until none is violated
+/// or no cut helps. Gives up after a million cuts; the caller checks.
 pub fn restore_links(blocks: &[Block], links: &LinkRows, flows: &mut [Flows], integer: bool) {
     let mut usage = vec![0.0; links.len()];
-    let mut touching: Vec<Vec<usize>> = vec![Vec::new(); links.len()];
+    let mut row_terms: Vec<Vec<(usize, f64, Term)>> = vec![Vec::new(); links.len()];
     for (i, (b, f)) in blocks.iter().zip(flows.iter()).enumerate() {
-        for (r, u) in links.usage(b, f) {
-            usage[r] += u;
-            touching[r].push(i);
+        for (r, c, term) in links.terms(b) {
+            usage[r] += c * f.get(term);
+            row_terms[r].push((i, c, term));
         }
     }
-    for touching in touching.iter_mut() {
-        touching.dedup();
-    }
-    let limit = 1_000_000;
-    for _ in 0..limit {
-        let Some(r) = (0..links.len())
-            .find(|&r| usage[r] > links.rows[r].rhs + TOL * links.rows[r].rhs.abs().max(1.0))
-        else {
+    let over = |usage: &[f64], r: usize| {
+        usage[r] > links.rows[r].rhs + TOL * links.rows[r].rhs.abs().max(1.0)
+    };
+    let mut cuts_left: usize = 1_000_000;
+    loop {
+        let violated: Vec<usize> = (0..links.len()).filter(|&r| over(&usage, r)).collect();
+        if violated.is_empty() {
             return;
-        };
-        let mut best: Option<(usize, f64, Term)> = None;
-        for &i in &touching[r] {
-            for (row, c, term) in links.terms(&blocks[i]) {
-                let u = c * flows[i].get(term);
-                if row == r && u > TOL && best.is_none_or(|(_, bu, _)| u > bu) {
-                    best = Some((i, u, term));
+        }
+        let mut progress = false;
+        for r in violated {
+            let terms = &row_terms[r];
+            let mut heap: std::collections::BinaryHeap<Use> = terms
+                .iter()
+                .enumerate()
+                .map(|(k, &(i, c, term))| Use(c * flows[i].get(term), k))
+                .filter(|u| u.0 > TOL)
+                .collect();
+            while over(&usage, r) {
+                let Some(Use(u, k)) = heap.pop() else { break };
+                let (i, c, term) = terms[k];
+                let now = c * flows[i].get(term);
+                if (now - u).abs() > TOL {
+                    // Stale (an earlier cut changed it): re-queue at its current use.
+                    if now > TOL {
+                        heap.push(Use(now, k));
+                    }
+                    continue;
+                }
+                let block = &blocks[i];
+                let cut = match term {
+                    Term::Buy(t) => cut_inflow(block, &flows[i], block.receive, t, integer),
+                    Term::Inv(l, t) => cut_inflow(block, &flows[i], l, t, integer),
+                };
+                // Stock from opening balances or the pipeline cannot be cut: drop the term.
+                let Some(new) = cut else { continue };
+                for (row, u) in links.usage(block, &flows[i]) {
+                    usage[row] -= u;
+                }
+                for (row, u) in links.usage(block, &new) {
+                    usage[row] += u;
+                }
+                flows[i] = new;
+                progress = true;
+                let now = c * flows[i].get(term);
+                if now > TOL {
+                    heap.push(Use(now, k));
+                }
+                cuts_left -= 1;
+                if cuts_left == 0 {
+                    return;
                 }
             }
         }
-        let Some((i, _, term)) = best else { return };
-        let block = &blocks[i];
-        let cut = match term {
-            Term::Buy(t) => cut_inflow(block, &flows[i], block.receive, t, integer),
-            Term::Inv(l, t) => cut_inflow(block, &flows[i], l, t, integer),
-        };
-        let Some(new) = cut else { return };
-        for (row, u) in links.usage(block, &flows[i]) {
-            usage[row] -= u;
+        if !progress {
+            return;
         }
-        for (row, u) in links.usage(block, &new) {
-            usage[row] += u;
-        }
-        flows[i] = new;
     }
 }
 

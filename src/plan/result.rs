@@ -127,6 +127,8 @@ pub struct PlanResult {
     pub solve_ms: f64,
     pub iterations: usize,
     pub columns: usize,
+    /// Where the decomposition's time went (decomposition runs only).
+    pub dw_profile: Option<super::decompose::Profile>,
     pub kpis: Option<Kpis>,
     pub binding: Vec<Binding>,
     pub purchases: Vec<Purchase>,
@@ -149,6 +151,7 @@ impl PlanResult {
             solve_ms: 0.0,
             iterations: 0,
             columns: 0,
+            dw_profile: None,
             kpis: None,
             binding: Vec::new(),
             purchases: Vec::new(),

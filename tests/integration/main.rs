@@ -8,4 +8,5 @@ mod catalog;
 mod forecast_truth;
 mod interchange;
 mod ledger;
+mod plan_simulate;
 mod support;

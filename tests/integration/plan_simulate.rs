@@ -1,0 +1,83 @@
+//! The plan against the min/max baseline on a generated network, replayed against draws of
+//! the generator's true future demand (issue 3): same forecast, same targets, same lead
+//! times and opening stock for both.
+
+use spareplan::catalog::CodingRule;
+use spareplan::forecast_runs::{self, RunOptions};
+use spareplan::generate::{generate, GenerateConfig};
+use spareplan::interchange;
+use spareplan::plan::PlanModel;
+use spareplan::simulate_runs::{self, SimulateOptions};
+
+use crate::support::{fresh_db, repo_path};
+
+#[tokio::test]
+#[ignore = "fails today: the plan replays at 0.17-0.19 fill against 0.64-0.71 for min/max (defect open, see the plan branch report); run with --ignored"]
+async fn the_plan_holds_less_stock_than_min_max_at_the_same_fill_rate() {
+    let t = fresh_db().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth) = (dir.path().join("net"), dir.path().join("truth"));
+    generate(&GenerateConfig {
+        stations: SIM_STATIONS,
+        parts: SIM_PARTS,
+        years: 3,
+        seed: 11,
+        start: "2023-11".parse().expect("month"),
+        future_months: 12,
+        out_dir: out.clone(),
+        truth_dir: Some(truth.clone()),
+    })
+    .expect("generate");
+    interchange::import_dir(&t.db, &out, &CodingRule::default())
+        .await
+        .expect("import");
+    forecast_runs::run_and_store(&t.db, &RunOptions::default())
+        .await
+        .expect("forecast");
+    let text = std::fs::read_to_string(repo_path("models/monthly-replenishment.toml"))
+        .expect("model file");
+    let model = PlanModel::from_toml(&text).expect("model");
+    let (cmp, _) = simulate_runs::run(
+        &t.db,
+        model,
+        &SimulateOptions {
+            truth_dir: &truth,
+            targets: vec![0.85, 0.92, 0.97],
+            draws: 3,
+            seed: 1,
+        },
+    )
+    .await
+    .expect("simulate");
+    println!("{}", cmp.table());
+    assert_eq!(cmp.points.len(), 3);
+    for w in cmp.points.windows(2) {
+        let (lo, hi) = (&w[0], &w[1]);
+        // A higher target buys more protection under both policies: more stock, and (same
+        // demand draws) a fill rate at least as high up to noise.
+        assert!(
+            hi.baseline.average_stock_value > lo.baseline.average_stock_value,
+            "min/max stock must grow with the target: {lo:?} / {hi:?}"
+        );
+        assert!(
+            hi.plan.average_stock_value > lo.plan.average_stock_value,
+            "plan stock must grow with the target: {lo:?} / {hi:?}"
+        );
+        assert!(hi.baseline.fill_rate >= lo.baseline.fill_rate - 0.005);
+        assert!(hi.plan.fill_rate >= lo.plan.fill_rate - 0.005);
+    }
+    for p in &cmp.points {
+        assert_eq!(p.plan_status, spareplan::plan::PlanStatus::Optimal);
+        assert!(
+            p.plan.fill_rate > 0.5 && p.baseline.fill_rate > 0.5,
+            "{p:?}"
+        );
+    }
+    // The baseline's frontier is monotone and spans at least one plan point, so the
+    // trade-off at equal fill rate is read for it.
+    assert!(cmp.baseline_curve.windows(2).all(|w| w[0].1 <= w[1].1));
+    assert!(cmp.points.iter().any(|p| p.saving_at_equal_fill.is_some()));
+}
+
+const SIM_STATIONS: usize = 12;
+const SIM_PARTS: usize = 150;
