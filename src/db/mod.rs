@@ -128,7 +128,11 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            // IMMEDIATE takes the write lock up front, so a second writer waits its busy
+            // timeout for it. A deferred transaction that reads first and then writes fails
+            // with SQLITE_BUSY(_SNAPSHOT) at once when another writer got in between — seen as
+            // 500s under the load benchmark's concurrent stock writes.
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("begin immediate").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
