@@ -262,6 +262,7 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
     // Stations (deepest) order first, so parents ship from what they hold.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&l| std::cmp::Reverse(depth(b, l)));
+    let below = echelons(b);
     for t in 0..t_n {
         for l in 0..n {
             on_hand[l] += arriving[l][t];
@@ -269,7 +270,17 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
         for &l in &order {
             let position = on_hand[l] + arriving[l][t + 1..].iter().sum::<f64>();
             let want = match rule {
-                Rule::UpTo(levels) => (levels[l][t] - position).round().max(0.0),
+                // Echelon base stock: a parent's plan level is net of what it ships on, so
+                // it is compared with the echelon — itself and everything below it — or a
+                // pass-through regional would hold a level of ~0 and never order.
+                Rule::UpTo(levels) => {
+                    let echelon_level: f64 = below[l].iter().map(|&m| levels[m][t]).sum();
+                    let echelon_position: f64 = below[l]
+                        .iter()
+                        .map(|&m| on_hand[m] + arriving[m][t + 1..].iter().sum::<f64>())
+                        .sum();
+                    (echelon_level - echelon_position).round().max(0.0)
+                }
                 Rule::MinMax(mm) => {
                     let (min, max) = mm[l];
                     if position <= min {
@@ -313,6 +324,25 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
             acc.stock_value += on_hand[l] * b.unit_cost;
         }
     }
+}
+
+/// Per location, itself and every location supplied through it (its echelon).
+fn echelons(b: &Block) -> Vec<Vec<usize>> {
+    let n = b.locs.len();
+    let mut below: Vec<Vec<usize>> = (0..n).map(|l| vec![l]).collect();
+    for m in 0..n {
+        let mut at = m;
+        let mut steps = 0;
+        while let Some(k) = b.parent_lane[at] {
+            at = b.lanes[k].from;
+            steps += 1;
+            if steps > n {
+                break; // a cycle in bad data
+            }
+            below[at].push(m);
+        }
+    }
+    below
 }
 
 fn depth(b: &Block, l: usize) -> usize {

@@ -12,7 +12,6 @@ use spareplan::simulate_runs::{self, SimulateOptions};
 use crate::support::{fresh_db, repo_path};
 
 #[tokio::test]
-#[ignore = "fails today: the plan replays at 0.17-0.19 fill against 0.64-0.71 for min/max (defect open, see the plan branch report); run with --ignored"]
 async fn the_plan_holds_less_stock_than_min_max_at_the_same_fill_rate() {
     let t = fresh_db().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -77,6 +76,16 @@ async fn the_plan_holds_less_stock_than_min_max_at_the_same_fill_rate() {
     // trade-off at equal fill rate is read for it.
     assert!(cmp.baseline_curve.windows(2).all(|w| w[0].1 <= w[1].1));
     assert!(cmp.points.iter().any(|p| p.saving_at_equal_fill.is_some()));
+    // Where it is read, the plan holds clearly less stock than min/max at the same fill
+    // (measured 19–22 % on this network; the goal is 20 %).
+    for p in &cmp.points {
+        if let Some(saving) = p.saving_at_equal_fill {
+            assert!(
+                saving > 0.15,
+                "saving at equal fill only {saving:.3}: {p:?}"
+            );
+        }
+    }
 }
 
 const SIM_STATIONS: usize = 12;
