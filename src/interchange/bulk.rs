@@ -165,79 +165,79 @@ pub async fn stream_into(
     columns: &[&str],
     mut fill: impl FnMut(&mut Batch) -> bool,
 ) -> Result<u64, DbError> {
-    let backend = conn.backend();
-    let mut batch = Batch::new(backend, columns.len());
-    let more = fill(&mut batch);
-    match conn {
-        Conn::Sqlite(c) => {
-            let mut pending = Some((batch, more));
-            let mut written = 0;
-            let mut failed = None;
-            while let Some((current, more)) = pending.take() {
-                let rows = current.rows as u64;
-                let mut next = current.empty_like();
-                let Encoded::Values(values) = current.encoded else {
-                    unreachable!("SQLite batches hold values")
-                };
-                let write = async {
-                    match failed {
-                        None if rows > 0 => insert_values(&mut *c, table, columns, values).await,
-                        _ => Ok(()),
-                    }
-                };
-                let read = async { more && fill(&mut next) };
-                let (result, more_after) = futures::join!(write, read);
-                match result {
-                    Ok(()) if failed.is_none() => written += rows,
-                    Ok(()) => {}
-                    Err(e) => failed = Some(e),
-                }
-                if more || next.rows > 0 {
-                    pending = Some((next, more_after));
-                }
-            }
-            failed.map_or(Ok(written), Err)
-        }
-        Conn::Postgres(c) => {
-            let mut copy = c.copy_in_raw(&copy_sql(table, columns)).await?;
-            let (mut current, mut more) = (batch, more);
-            let mut written = 0;
-            let mut failed: Option<DbError> = None;
-            loop {
-                let rows = current.rows as u64;
-                let mut next = current.empty_like();
-                let Encoded::Copy(lines) = current.encoded else {
-                    unreachable!("PostgreSQL batches hold COPY text")
-                };
-                let write = async {
-                    match failed {
-                        None if rows > 0 => send_copy(&mut copy, lines).await,
-                        _ => Ok(()),
-                    }
-                };
-                let read = async { more && fill(&mut next) };
-                let (result, more_after) = futures::join!(write, read);
-                match result {
-                    Ok(()) if failed.is_none() => written += rows,
-                    Ok(()) => {}
-                    Err(e) => failed = Some(e),
-                }
-                if !more && next.rows == 0 {
-                    break;
-                }
-                (current, more) = (next, more_after);
-            }
+    let mut current = Batch::new(conn.backend(), columns.len());
+    let mut more = fill(&mut current);
+    let mut sink = match conn {
+        Conn::Sqlite(conn) => Sink::Insert {
+            conn,
+            table,
+            columns,
+        },
+        Conn::Postgres(c) => Sink::Copy(c.copy_in_raw(&copy_sql(table, columns)).await?),
+    };
+    let mut written = 0;
+    let mut failed: Option<DbError> = None;
+    loop {
+        let rows = current.rows as u64;
+        let mut next = current.empty_like();
+        let encoded = current.encoded;
+        let write = async {
             match failed {
-                Some(e) => {
-                    // Abort so the connection is usable for the rollback that follows.
-                    let _ = copy.abort("bulk insert failed").await;
-                    Err(e)
-                }
-                None => {
-                    copy.finish().await?;
-                    Ok(written)
-                }
+                None if rows > 0 => sink.write(encoded).await,
+                _ => Ok(()),
             }
+        };
+        let read = async { more && fill(&mut next) };
+        let (result, more_after) = futures::join!(write, read);
+        match result {
+            Ok(()) if failed.is_none() => written += rows,
+            Ok(()) => {}
+            Err(e) => failed = Some(e),
+        }
+        if !more && next.rows == 0 {
+            break;
+        }
+        (current, more) = (next, more_after);
+    }
+    match (failed, sink) {
+        (Some(e), Sink::Copy(copy)) => {
+            // Abort so the connection is usable for the rollback that follows.
+            let _ = copy.abort("bulk insert failed").await;
+            Err(e)
+        }
+        (Some(e), Sink::Insert { .. }) => Err(e),
+        (None, Sink::Copy(copy)) => {
+            copy.finish().await?;
+            Ok(written)
+        }
+        (None, Sink::Insert { .. }) => Ok(written),
+    }
+}
+
+/// Where a stream of batches goes: one INSERT per batch on SQLite, one COPY for the whole
+/// stream on PostgreSQL.
+enum Sink<'c> {
+    Insert {
+        conn: &'c mut SqliteConnection,
+        table: &'c str,
+        columns: &'c [&'c str],
+    },
+    Copy(PgCopyIn<&'c mut PgConnection>),
+}
+
+impl Sink<'_> {
+    async fn write(&mut self, encoded: Encoded) -> Result<(), DbError> {
+        match (self, encoded) {
+            (
+                Sink::Insert {
+                    conn,
+                    table,
+                    columns,
+                },
+                Encoded::Values(values),
+            ) => insert_values(conn, table, columns, values).await,
+            (Sink::Copy(copy), Encoded::Copy(lines)) => send_copy(copy, lines).await,
+            _ => unreachable!("a batch is encoded for the backend of the stream it joins"),
         }
     }
 }
