@@ -50,7 +50,9 @@ pub struct AuditEntry {
 }
 
 /// Which entries to list.
-#[derive(Debug, Clone, Default)]
+/// Also the query string of the list endpoint, hence unknown fields are refused.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub entity: Option<String>,
     pub entity_id: Option<String>,

@@ -85,10 +85,7 @@ pub async fn run_and_store(
     let forecast = match forecast {
         Some(f) => f,
         None => {
-            let id = forecast_runs::latest_id(db)
-                .await?
-                .ok_or(PlanRunError::NoForecast)?;
-            loaded = forecast_runs::load(db, id).await?;
+            loaded = newest_forecast(db).await?;
             &loaded
         }
     };
@@ -103,6 +100,13 @@ pub async fn run_and_store(
     })
 }
 
+async fn newest_forecast(db: &Db) -> Result<StoredForecast, PlanRunError> {
+    let id = forecast_runs::latest_id(db)
+        .await?
+        .ok_or(PlanRunError::NoForecast)?;
+    Ok(forecast_runs::load(db, id).await?)
+}
+
 /// The planner's instance for `forecast` (the newest stored run when `None`), with the
 /// model's horizon moved to start at the forecast's first month and cut to its horizon.
 pub async fn instance_for(
@@ -114,10 +118,7 @@ pub async fn instance_for(
     let forecast = match forecast {
         Some(f) => f,
         None => {
-            let id = forecast_runs::latest_id(db)
-                .await?
-                .ok_or(PlanRunError::NoForecast)?;
-            loaded = forecast_runs::load(db, id).await?;
+            loaded = newest_forecast(db).await?;
             &loaded
         }
     };

@@ -55,7 +55,9 @@ const SELECT: &str =
      join locations t on t.id = p.to_id";
 
 /// Filters of the queue; all optional.
-#[derive(Debug, Clone, Default)]
+/// Also the query string of the list endpoint, hence unknown fields are refused.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub plan_run: Option<i64>,
     pub kind: Option<String>,

@@ -110,31 +110,10 @@ pub async fn get_job(
 
 // ---- proposals ---------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProposalQuery {
-    pub plan_run: Option<i64>,
-    pub kind: Option<String>,
-    pub status: Option<String>,
-    pub part: Option<String>,
-    pub station: Option<String>,
-    pub after: Option<i64>,
-    pub limit: Option<i64>,
-}
-
 pub async fn list_proposals(
     State(s): State<AppState>,
-    ApiQuery(q): ApiQuery<ProposalQuery>,
+    ApiQuery(filter): ApiQuery<proposals::Filter>,
 ) -> ApiResult<crate::service::Page<proposals::ProposalView>> {
-    let filter = proposals::Filter {
-        plan_run: q.plan_run,
-        kind: q.kind,
-        status: q.status,
-        part: q.part,
-        station: q.station,
-        after: q.after,
-        limit: q.limit,
-    };
     Ok(Json(proposals::list(&s.db, &filter).await?))
 }
 
@@ -475,27 +454,10 @@ pub async fn decide_limit(
 
 // ---- admin -------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    pub entity: Option<String>,
-    pub entity_id: Option<String>,
-    pub action: Option<String>,
-    pub after: Option<i64>,
-    pub limit: Option<i64>,
-}
-
 pub async fn audit_log(
     State(s): State<AppState>,
-    ApiQuery(q): ApiQuery<AuditQuery>,
+    ApiQuery(filter): ApiQuery<audit::Filter>,
 ) -> ApiResult<crate::service::Page<audit::AuditEntry>> {
-    let filter = audit::Filter {
-        entity: q.entity,
-        entity_id: q.entity_id,
-        action: q.action,
-        after: q.after,
-        limit: q.limit,
-    };
     Ok(Json(audit::list(&s.db, &filter).await?))
 }
 
