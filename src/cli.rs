@@ -122,8 +122,8 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Serve the HTTP API under /api/v1 (and /healthz, /readyz, /metrics) until Ctrl-C or
-    /// SIGTERM.
+    /// Serve the HTTP API under /api/v1 (and /healthz, /readyz, /metrics) and the web
+    /// interface under /ui until Ctrl-C or SIGTERM.
     Serve {
         #[arg(long, env = "SPAREPLAN_LISTEN", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
@@ -137,7 +137,8 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         job_time_limit_s: u64,
     },
-    /// Create, list or revoke API tokens (the secret is printed once and stored hashed).
+    /// Create, list or revoke access keys: API bearer tokens, also the web interface's
+    /// sign-in (the secret is printed once and stored hashed).
     Token {
         #[command(subcommand)]
         action: TokenCommand,

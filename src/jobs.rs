@@ -314,3 +314,10 @@ pub async fn list(
     )?;
     Ok(Page::cut(rows, limit, |j| j.id))
 }
+
+/// The newest jobs first, for the runs page.
+pub async fn recent(db: &Db, limit: i64) -> Result<Vec<JobView>, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let sql = format!("{SELECT} order by id desc limit $1");
+    Ok(sql_fetch_all!(JobView, conn.conn(), &sql, limit)?)
+}

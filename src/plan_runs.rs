@@ -649,3 +649,36 @@ fn reason_text(reason: &plan::Reason) -> String {
     }
     text
 }
+
+/// A plan run as the runs page lists it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct PlanRunRow {
+    pub id: i64,
+    pub model_name: String,
+    pub forecast_run_id: Option<i64>,
+    pub status: String,
+    pub solver_status: Option<String>,
+    pub failure: Option<String>,
+    pub objective: Option<f64>,
+    pub build_ms: Option<i64>,
+    pub solve_ms: Option<i64>,
+    pub mip_gap: Option<f64>,
+    /// The projected KPIs ([`crate::plan::Kpis`]) as stored.
+    pub kpis_json: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    pub proposals: i64,
+}
+
+/// The newest plan runs first.
+pub async fn recent(db: &Db, limit: i64) -> Result<Vec<PlanRunRow>, DbError> {
+    let mut conn = db.acquire().await?;
+    Ok(sql_fetch_all!(
+        PlanRunRow,
+        conn.conn(),
+        "select r.id, r.model_name, r.forecast_run_id, r.status, r.solver_status, r.failure,
+             r.objective, r.build_ms, r.solve_ms, r.mip_gap, r.kpis_json, r.created_at,
+             (select cast(count(*) as bigint) from proposals p where p.plan_run_id = r.id) as proposals
+         from plan_runs r order by r.id desc limit $1",
+        limit
+    )?)
+}

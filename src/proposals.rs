@@ -69,8 +69,8 @@ pub struct Filter {
     pub limit: Option<i64>,
 }
 
-const KINDS: [&str; 2] = ["purchase", "transfer"];
-const STATUSES: [&str; 6] = [
+pub const KINDS: [&str; 2] = ["purchase", "transfer"];
+pub const STATUSES: [&str; 6] = [
     "proposed",
     "edited",
     "approved",
@@ -81,22 +81,7 @@ const STATUSES: [&str; 6] = [
 
 pub async fn list(db: &Db, filter: &Filter) -> Result<Page<ProposalView>, ServiceError> {
     let limit = page_limit(filter.limit)?;
-    if let Some(k) = &filter.kind {
-        if !KINDS.contains(&k.as_str()) {
-            return Err(ServiceError::invalid(
-                "kind",
-                "must be purchase or transfer",
-            ));
-        }
-    }
-    if let Some(s) = &filter.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ServiceError::invalid(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
+    check_kind_status(filter.kind.as_deref(), filter.status.as_deref())?;
     let sql = format!(
         "{SELECT} where p.id > $1 and (cast($2 as bigint) is null or p.plan_run_id = $2)
            and (cast($3 as text) is null or p.kind = $3)
@@ -121,6 +106,200 @@ pub async fn list(db: &Db, filter: &Filter) -> Result<Page<ProposalView>, Servic
     Ok(Page::cut(rows, limit, |p| p.id))
 }
 
+/// How the planner's queue is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueSort {
+    /// Largest money first: where a planner's attention pays most.
+    #[default]
+    ValueDesc,
+    ValueAsc,
+    /// Soonest order-by date first.
+    OrderBy,
+    Part,
+    Station,
+}
+
+impl QueueSort {
+    pub const ALL: [QueueSort; 5] = [
+        QueueSort::ValueDesc,
+        QueueSort::ValueAsc,
+        QueueSort::OrderBy,
+        QueueSort::Part,
+        QueueSort::Station,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueSort::ValueDesc => "value_desc",
+            QueueSort::ValueAsc => "value_asc",
+            QueueSort::OrderBy => "order_by",
+            QueueSort::Part => "part",
+            QueueSort::Station => "station",
+        }
+    }
+
+    /// The SQL order (a fixed string per variant: no input reaches it).
+    fn order_sql(self) -> &'static str {
+        match self {
+            QueueSort::ValueDesc => "p.qty * p.unit_cost_minor desc, p.id",
+            QueueSort::ValueAsc => "p.qty * p.unit_cost_minor, p.id",
+            QueueSort::OrderBy => "p.order_by, p.id",
+            QueueSort::Part => "pt.code, p.id",
+            QueueSort::Station => "t.code, p.id",
+        }
+    }
+}
+
+/// The queue as the web interface filters it; all optional. `plan_run` defaults to the
+/// newest solved run; `part` matches a code prefix; `min_value` is in major units.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct QueueFilter {
+    pub plan_run: Option<i64>,
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub part: Option<String>,
+    pub station: Option<String>,
+    pub region: Option<String>,
+    pub min_value: Option<i64>,
+    #[serde(default)]
+    pub sort: QueueSort,
+    #[serde(default)]
+    pub page: u32,
+}
+
+/// One line of the queue.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct QueueRow {
+    pub id: i64,
+    pub kind: String,
+    pub part_code: String,
+    pub part_name: String,
+    pub from_code: Option<String>,
+    pub to_code: String,
+    pub region: Option<String>,
+    pub qty: i64,
+    pub unit_cost_minor: i64,
+    pub value_minor: i64,
+    pub currency: String,
+    pub order_by: NaiveDate,
+    pub arrive_on: NaiveDate,
+    pub status: String,
+    pub version: i64,
+    pub credit_impact_minor: i64,
+}
+
+/// A page of the queue with the totals of everything the filter matches.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuePage {
+    pub plan_run: Option<i64>,
+    pub rows: Vec<QueueRow>,
+    pub total: i64,
+    pub total_value_minor: i64,
+}
+
+const QUEUE_WHERE: &str = "from proposals p join parts pt on pt.id = p.part_id
+     left join locations f on f.id = p.from_id
+     join locations t on t.id = p.to_id
+     where p.plan_run_id = $1
+       and (cast($2 as text) is null or p.kind = $2)
+       and (cast($3 as text) is null or p.status = $3)
+       and (cast($4 as text) is null or substr(pt.code, 1, length($4)) = $4)
+       and (cast($5 as text) is null or t.code = $5)
+       and (cast($6 as text) is null or t.region = $6)
+       and p.qty * p.unit_cost_minor >= $7";
+
+/// The newest solved plan run, if any.
+pub async fn latest_plan_run(db: &Db) -> Result<Option<i64>, ServiceError> {
+    let mut conn = db.acquire().await?;
+    Ok(sql_fetch_optional!(
+        (i64,),
+        conn.conn(),
+        "select id from plan_runs where status = 'solved' order by id desc limit 1"
+    )?
+    .map(|(id,)| id))
+}
+
+/// Filters, sorts and pages the queue (`limit` rows from page `filter.page`).
+pub async fn queue(db: &Db, filter: &QueueFilter, limit: u32) -> Result<QueuePage, ServiceError> {
+    check_kind_status(filter.kind.as_deref(), filter.status.as_deref())?;
+    let plan_run = match filter.plan_run {
+        Some(run) => Some(run),
+        None => latest_plan_run(db).await?,
+    };
+    let Some(run) = plan_run else {
+        return Ok(QueuePage {
+            plan_run: None,
+            rows: Vec::new(),
+            total: 0,
+            total_value_minor: 0,
+        });
+    };
+    let min_value_minor = filter.min_value.unwrap_or(0).saturating_mul(100);
+    let mut conn = db.acquire().await?;
+    let (total, total_value_minor) = sql_fetch_optional!(
+        (i64, Option<i64>),
+        conn.conn(),
+        &format!("select cast(count(*) as bigint), cast(sum(p.qty * p.unit_cost_minor) as bigint) {QUEUE_WHERE}"),
+        run,
+        &filter.kind,
+        &filter.status,
+        &filter.part,
+        &filter.station,
+        &filter.region,
+        min_value_minor
+    )?
+    .unwrap_or((0, None));
+    let sql = format!(
+        "select p.id, p.kind, pt.code as part_code, pt.name as part_name, f.code as from_code,
+             t.code as to_code, t.region, p.qty, p.unit_cost_minor,
+             p.qty * p.unit_cost_minor as value_minor, p.currency, p.order_by, p.arrive_on,
+             p.status, p.version, p.credit_impact_minor
+         {QUEUE_WHERE} order by {} limit $8 offset $9",
+        filter.sort.order_sql()
+    );
+    let rows = sql_fetch_all!(
+        QueueRow,
+        conn.conn(),
+        &sql,
+        run,
+        &filter.kind,
+        &filter.status,
+        &filter.part,
+        &filter.station,
+        &filter.region,
+        min_value_minor,
+        i64::from(limit),
+        i64::from(filter.page) * i64::from(limit)
+    )?;
+    Ok(QueuePage {
+        plan_run,
+        rows,
+        total,
+        total_value_minor: total_value_minor.unwrap_or(0),
+    })
+}
+
+fn check_kind_status(kind: Option<&str>, status: Option<&str>) -> Result<(), ServiceError> {
+    if let Some(k) = kind {
+        if !KINDS.contains(&k) {
+            return Err(ServiceError::invalid(
+                "kind",
+                "must be purchase or transfer",
+            ));
+        }
+    }
+    if let Some(s) = status {
+        if !STATUSES.contains(&s) {
+            return Err(ServiceError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn view_in(tx: &mut Tx, id: i64) -> Result<ProposalView, ServiceError> {
     let sql = format!("{SELECT} where p.id = $1");
     sql_fetch_optional!(ProposalView, tx.conn(), &sql, id)?
@@ -134,12 +313,14 @@ pub struct ProposalDetail {
     /// Why the planner proposed it: the demand it covers and the constraints that bind.
     #[schema(value_type = Object)]
     pub reason: serde_json::Value,
-    /// Consumption per month at the destination (fault records), oldest first.
+    /// Consumption per month at the destination (fault records), oldest first; for a
+    /// warehouse, at the stations it serves.
     pub history: Vec<MonthQty>,
-    /// The forecast the plan used for the destination, per period.
+    /// The forecast the plan used for the destination (a warehouse: its stations'), per
+    /// period.
     pub forecast: Vec<ForecastPoint>,
-    /// Available now plus arrivals of this run's live proposals minus the forecast mean,
-    /// per forecast period.
+    /// Available now (a warehouse: with its stations') plus arrivals of this run's live
+    /// proposals minus the forecast mean, per forecast period.
     pub projected_stock: Vec<ProjectedPoint>,
 }
 
@@ -175,15 +356,22 @@ pub async fn detail(db: &Db, id: i64) -> Result<ProposalDetail, ServiceError> {
         id
     )?
     .ok_or_else(|| ServiceError::not_found(format!("proposal {id}")))?;
-    let lines = sql_fetch_all!(
-        (NaiveDate, i64),
+    // A warehouse serves the stations below it: its lines are theirs, and its stock the
+    // echelon's (its own and theirs).
+    let tree = sql_fetch_all!(
+        (i64, Option<i64>),
         tx.conn(),
-        "select opened_on, qty from faults where part_id = $1 and station_id = $2 and qty > 0",
-        part_id,
-        to_id
+        "select id, parent_id from locations"
+    )?;
+    let served = served_by(to_id, &tree);
+    let lines = sql_fetch_all!(
+        (i64, NaiveDate, i64),
+        tx.conn(),
+        "select station_id, opened_on, qty from faults where part_id = $1 and qty > 0",
+        part_id
     )?;
     let mut months = std::collections::BTreeMap::<String, i64>::new();
-    for (opened_on, qty) in lines {
+    for (_, opened_on, qty) in lines.into_iter().filter(|l| served.contains(&l.0)) {
         *months
             .entry(opened_on.format("%Y-%m").to_string())
             .or_default() += qty;
@@ -193,25 +381,30 @@ pub async fn detail(db: &Db, id: i64) -> Result<ProposalDetail, ServiceError> {
         .map(|(month, qty)| MonthQty { month, qty })
         .collect();
     let forecast = match forecast_run {
-        Some(run) => sql_fetch_all!(
-            ForecastPoint,
-            tx.conn(),
-            "select period_start, mean, p80, p95 from forecast_values
-             where run_id = $1 and part_id = $2 and station_id = $3 order by step",
-            run,
-            part_id,
-            to_id
-        )?,
+        Some(run) => {
+            let rows = sql_fetch_all!(
+                (i64, i64, NaiveDate, f64, f64, f64),
+                tx.conn(),
+                "select station_id, step, period_start, mean, p80, p95 from forecast_values
+                 where run_id = $1 and part_id = $2 order by step",
+                run,
+                part_id
+            )?;
+            sum_forecast(rows.into_iter().filter(|r| served.contains(&r.0)))
+        }
         None => Vec::new(),
     };
-    let available = sql_fetch_optional!(
-        (i64,),
+    let stock = sql_fetch_all!(
+        (i64, i64),
         tx.conn(),
-        "select on_hand - reserved from stock_balance where part_id = $1 and location_id = $2",
-        part_id,
-        to_id
-    )?
-    .map_or(0, |(a,)| a);
+        "select location_id, on_hand - reserved from stock_balance where part_id = $1",
+        part_id
+    )?;
+    let available: i64 = stock
+        .iter()
+        .filter(|s| served.contains(&s.0))
+        .map(|s| s.1)
+        .sum();
     let arrivals = sql_fetch_all!(
         (NaiveDate, i64),
         tx.conn(),
@@ -243,6 +436,47 @@ pub async fn detail(db: &Db, id: i64) -> Result<ProposalDetail, ServiceError> {
         forecast,
         projected_stock,
     })
+}
+
+/// A location and every location below it.
+fn served_by(root: i64, tree: &[(i64, Option<i64>)]) -> std::collections::HashSet<i64> {
+    let mut served = std::collections::HashSet::from([root]);
+    // The hierarchy is a few levels deep; grow the set until it stops growing.
+    loop {
+        let before = served.len();
+        for (id, parent) in tree {
+            if parent.is_some_and(|p| served.contains(&p)) {
+                served.insert(*id);
+            }
+        }
+        if served.len() == before {
+            return served;
+        }
+    }
+}
+
+/// Station forecasts added up per step: means add; each quantile's excess over the mean
+/// adds as independent spreads do (root of the sum of squares), exact for one station.
+fn sum_forecast(
+    rows: impl Iterator<Item = (i64, i64, NaiveDate, f64, f64, f64)>,
+) -> Vec<ForecastPoint> {
+    // step -> (period start, mean, Σ (p80 − mean)², Σ (p95 − mean)²)
+    let mut steps = std::collections::BTreeMap::<i64, (NaiveDate, f64, f64, f64)>::new();
+    for (_, step, period_start, mean, p80, p95) in rows {
+        let s = steps.entry(step).or_insert((period_start, 0.0, 0.0, 0.0));
+        s.1 += mean;
+        s.2 += (p80 - mean).max(0.0).powi(2);
+        s.3 += (p95 - mean).max(0.0).powi(2);
+    }
+    steps
+        .into_values()
+        .map(|(period_start, mean, d80, d95)| ForecastPoint {
+            period_start,
+            mean,
+            p80: mean + d80.sqrt(),
+            p95: mean + d95.sqrt(),
+        })
+        .collect()
 }
 
 /// The row as claimed at the caller's version (the version already moved on by one).
@@ -568,5 +802,37 @@ fn at_item(e: ServiceError, i: usize) -> ServiceError {
             ServiceError::invalid(&format!("proposals[{i}].id"), format!("{what} not found"))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warehouse_serves_everything_below_it() {
+        let tree = [
+            (1, None),
+            (2, Some(1)),
+            (3, Some(2)),
+            (4, Some(2)),
+            (5, Some(1)),
+        ];
+        let mut below_2: Vec<i64> = served_by(2, &tree).into_iter().collect();
+        below_2.sort();
+        assert_eq!(below_2, [2, 3, 4]);
+        assert_eq!(served_by(1, &tree).len(), 5);
+        assert_eq!(served_by(4, &tree).len(), 1);
+    }
+
+    #[test]
+    fn station_forecasts_add_means_and_spreads() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+        // Two stations, excesses 3 and 4 over their means: the sum's excess is 5.
+        let sum = sum_forecast([(1, 0, d, 1.0, 4.0, 6.0), (2, 0, d, 2.0, 6.0, 2.0)].into_iter());
+        assert_eq!(sum.len(), 1);
+        assert_eq!(sum[0].mean, 3.0);
+        assert!((sum[0].p80 - 8.0).abs() < 1e-12);
+        assert!((sum[0].p95 - 8.0).abs() < 1e-12);
     }
 }

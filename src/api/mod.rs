@@ -559,6 +559,7 @@ fn router_with(state: AppState, config: &Config) -> Router {
         }
         app = app.route(e.path, route);
     }
+    let app = app.merge(crate::web::router(&state.db));
     let request_id = HeaderName::from_static("x-request-id");
     app.fallback(|| async { ApiError::NotFound("this path".into()) })
         .layer(middleware::from_fn(track))
@@ -593,7 +594,7 @@ pub async fn serve(
     }
     let app = router_with(state, &config);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /api/v1");
+    tracing::info!(addr = %listener.local_addr()?, "serving /api/v1 and the web interface at /ui");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -44,4 +44,4 @@ impl PriceKind {
 
 mod store;
 
-pub use store::{resolve_current, LookupError, PartRef};
+pub use store::{cost_prices, resolve_current, suggest, LookupError, PartRef};

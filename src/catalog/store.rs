@@ -65,3 +65,42 @@ pub async fn resolve_current(
     }
     Err(LookupError::ChainTooLong(code))
 }
+
+/// Each part's cost price in force on `on` (the latest effective one), minor units.
+pub async fn cost_prices(
+    db: &Db,
+    on: NaiveDate,
+) -> Result<std::collections::HashMap<i64, i64>, DbError> {
+    let mut conn = db.acquire().await?;
+    let rows = crate::sql_fetch_all!(
+        (i64, i64),
+        conn.conn(),
+        "select part_id, amount_minor from prices
+         where kind = 'cost' and effective_from <= $1 order by part_id, effective_from",
+        on
+    )?;
+    // Ordered by date, so the last one written per part is the one in force.
+    Ok(rows.into_iter().collect())
+}
+
+/// Part codes or names that start with / contain `text`, for type-ahead: current parts
+/// first, at most `limit`.
+pub async fn suggest(db: &Db, text: &str, limit: i64) -> Result<Vec<PartRef>, DbError> {
+    let mut conn = db.acquire().await?;
+    let upper = text.to_uppercase();
+    // LIKE's wildcards in the typed text would widen the match: they are dropped.
+    let words: String = text
+        .chars()
+        .filter(|c| !matches!(c, '%' | '_' | '\\'))
+        .collect();
+    Ok(crate::sql_fetch_all!(
+        PartRef,
+        conn.conn(),
+        "select id, code, name from parts
+         where substr(code, 1, length($1)) = $1 or name like '%' || $2 || '%'
+         order by replaced_by_id is not null, code limit $3",
+        &upper,
+        &words,
+        limit
+    )?)
+}

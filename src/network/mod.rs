@@ -20,3 +20,14 @@ impl LocationKind {
         }
     }
 }
+
+/// The regions of the network, sorted.
+pub async fn regions(db: &crate::db::Db) -> Result<Vec<String>, crate::db::DbError> {
+    let mut conn = db.acquire().await?;
+    let rows = crate::sql_fetch_all!(
+        (String,),
+        conn.conn(),
+        "select distinct region from locations where region is not null order by region"
+    )?;
+    Ok(rows.into_iter().map(|(r,)| r).collect())
+}

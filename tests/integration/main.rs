@@ -4,9 +4,11 @@
 mod api;
 mod api_loop;
 mod api_support;
+mod browser;
 mod catalog;
 mod forecast_truth;
 mod interchange;
 mod ledger;
 mod plan_simulate;
 mod support;
+mod web;
