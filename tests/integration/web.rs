@@ -337,7 +337,7 @@ async fn a_station_records_only_its_own_stock() {
             sql_scalar!(
                 i64,
                 conn.conn(),
-                "select coalesce(sum(b.on_hand), 0) from stock_balance b join locations l on l.id = b.location_id
+                "select cast(coalesce(sum(b.on_hand), 0) as bigint) from stock_balance b join locations l on l.id = b.location_id
                  join parts p on p.id = b.part_id where l.code = $1 and p.code = 'PT-MEC-000010'",
                 station
             )
