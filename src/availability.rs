@@ -2,9 +2,16 @@
 //! station's own stock and expected arrivals, and recording issues and receipts.
 //!
 //! Availability is the hot path: the code resolves through its supersession chain (one
-//! indexed lookup per link), the station is one primary-key read, and the holders of the
+//! indexed lookup per link), the station is one unique-key read, and the holders of the
 //! part are one indexed scan of `stock_balance` by part joined to their location and to the
-//! lane towards the station.
+//! lane towards the station. Code resolutions and stations are reference data that change
+//! only by import: [`Lookups`] remembers them for a short while, so a repeated look-up is a
+//! single query, the holders.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -73,6 +80,100 @@ type Holder = (
     Option<i64>,
 );
 
+/// A map whose entries expire after a fixed time.
+struct Expiring<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+/// Beyond this many entries a map starts over (a bound, not an eviction policy: the key
+/// space is the catalogue and the stations).
+const EXPIRING_MAX: usize = 100_000;
+
+impl<K: Hash + Eq, V: Clone> Expiring<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Expiring {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= EXPIRING_MAX {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), value));
+        }
+    }
+}
+
+/// A station as a look-up needs it: (id, kind, region, lat, lon).
+type StationRow = (i64, String, Option<String>, f64, f64);
+
+/// Part-code resolutions and stations remembered for `ttl`: an import that supersedes a
+/// code or moves a station shows in look-ups within that time. Unknown codes and stations
+/// are never remembered, so a new one is found at once.
+pub struct Lookups {
+    parts: Expiring<String, catalog::PartRef>,
+    stations: Expiring<String, StationRow>,
+}
+
+impl Lookups {
+    pub fn new(ttl: Duration) -> Self {
+        Lookups {
+            parts: Expiring::new(ttl),
+            stations: Expiring::new(ttl),
+        }
+    }
+
+    async fn part(
+        &self,
+        db: &Db,
+        rule: &CodingRule,
+        code: &str,
+    ) -> Result<catalog::PartRef, ServiceError> {
+        if let Some(p) = self.parts.get(&code.to_owned()) {
+            return Ok(p);
+        }
+        let part = catalog::resolve_current(db, rule, code, Utc::now().date_naive())
+            .await
+            .map_err(|e| ServiceError::part_lookup("part", e))?;
+        self.parts.put(code.to_owned(), part.clone());
+        Ok(part)
+    }
+
+    async fn station(&self, db: &Db, code: &str) -> Result<StationRow, ServiceError> {
+        if let Some(s) = self.stations.get(&code.to_owned()) {
+            return Ok(s);
+        }
+        let mut conn = db.acquire().await?;
+        let row = sql_fetch_optional!(
+            StationRow,
+            conn.conn(),
+            "select id, kind, region, lat, lon from locations where code = $1",
+            code
+        )?
+        .ok_or_else(|| ServiceError::not_found(format!("station '{code}'")))?;
+        if row.1 != "station" {
+            return Err(ServiceError::invalid(
+                "station",
+                format!("'{code}' is a {}, not a station", row.1),
+            ));
+        }
+        self.stations.put(code.to_owned(), row.clone());
+        Ok(row)
+    }
+}
+
 /// Great-circle distance in km.
 fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
@@ -85,29 +186,13 @@ fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 pub async fn availability(
     db: &Db,
     rule: &CodingRule,
+    lookups: &Lookups,
     part_code: &str,
     station_code: &str,
 ) -> Result<Availability, ServiceError> {
-    let today = Utc::now().date_naive();
-    let part = catalog::resolve_current(db, rule, part_code, today)
-        .await
-        .map_err(|e| ServiceError::part_lookup("part", e))?;
+    let part = lookups.part(db, rule, part_code).await?;
+    let (station_id, _, region, lat, lon) = lookups.station(db, station_code).await?;
     let mut conn = db.acquire().await?;
-    let station = sql_fetch_optional!(
-        (i64, String, Option<String>, f64, f64),
-        conn.conn(),
-        "select id, kind, region, lat, lon from locations where code = $1",
-        station_code
-    )?;
-    let Some((station_id, kind, region, lat, lon)) = station else {
-        return Err(ServiceError::not_found(format!("station '{station_code}'")));
-    };
-    if kind != "station" {
-        return Err(ServiceError::invalid(
-            "station",
-            format!("'{station_code}' is a {kind}, not a station"),
-        ));
-    }
     let holders = sql_fetch_all!(
         Holder,
         conn.conn(),

@@ -2,7 +2,7 @@
 //! stations about to run out of a part the forecast says they will need, stations whose
 //! advance-stock credit is over its limit, and stock far beyond what the forecast needs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -10,10 +10,11 @@ use serde::Serialize;
 use crate::catalog;
 use crate::credit::{self, CreditAccount};
 use crate::db::Db;
+use crate::kpi::{self, RunTotals};
 use crate::service::ServiceError;
 use crate::{proposals, sql_fetch_all, sql_fetch_optional};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Stockout {
     pub station: String,
     pub part: String,
@@ -44,10 +45,14 @@ pub struct Board {
 }
 
 /// The board, each list cut to its `limit` most important rows.
-pub async fn board(db: &Db, limit: i64) -> Result<Board, ServiceError> {
+pub async fn board(db: &Db, cache: &kpi::Cache, limit: i64) -> Result<Board, ServiceError> {
     let forecast_run = latest_forecast(db).await?;
-    let stockouts = match forecast_run {
-        Some(run) => stockouts(db, run, limit).await?,
+    let totals = match forecast_run {
+        Some(run) => Some(cache.run_totals(db, run).await?),
+        None => None,
+    };
+    let stockouts = match &totals {
+        Some(t) => stockouts(db, t, limit).await?,
         None => Vec::new(),
     };
     let mut over_limit: Vec<CreditAccount> = credit::accounts(db)
@@ -57,8 +62,8 @@ pub async fn board(db: &Db, limit: i64) -> Result<Board, ServiceError> {
         .collect();
     over_limit.sort_by_key(|a| a.headroom_minor);
     over_limit.truncate(limit.max(0) as usize);
-    let excess = match forecast_run {
-        Some(run) => excess(db, run, limit).await?,
+    let excess = match &totals {
+        Some(t) => excess(db, t, limit).await?,
         None => Vec::new(),
     };
     Ok(Board {
@@ -81,44 +86,77 @@ async fn latest_forecast(db: &Db) -> Result<Option<i64>, ServiceError> {
 
 /// Station × part pairs whose available stock and goods in transit fall short of the first
 /// period's forecast mean, with nothing of the newest plan on its way: most critical first.
-async fn stockouts(db: &Db, run: i64, limit: i64) -> Result<Vec<Stockout>, ServiceError> {
+async fn stockouts(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Stockout>, ServiceError> {
     let plan = proposals::latest_plan_run(db).await?.unwrap_or(0);
     let mut conn = db.acquire().await?;
-    Ok(sql_fetch_all!(
-        Stockout,
+    let stock: HashMap<(i64, i64), i64> = sql_fetch_all!(
+        (i64, i64, i64),
         conn.conn(),
-        "select l.code as station, pt.code as part,
-             cast(coalesce(b.on_hand - b.reserved + b.in_transit, 0) as bigint) as available,
-             v.mean as forecast, pt.criticality
-         from forecast_values v
-         join locations l on l.id = v.station_id
-         join parts pt on pt.id = v.part_id
-         left join stock_balance b on b.part_id = v.part_id and b.location_id = v.station_id
-         where v.run_id = $1
-           and v.step = (select min(step) from forecast_values where run_id = $1)
-           and l.kind = 'station'
-           and coalesce(b.on_hand - b.reserved + b.in_transit, 0) < v.mean
-           and not exists (select 1 from proposals p where p.plan_run_id = $2
-                 and p.part_id = v.part_id and p.to_id = v.station_id and p.status <> 'rejected')
-         order by pt.criticality, v.mean desc, l.code, pt.code
-         limit $3",
-        run,
-        plan,
-        limit
-    )?)
+        "select part_id, location_id, on_hand - reserved + in_transit from stock_balance"
+    )?
+    .into_iter()
+    .map(|(p, l, a)| ((p, l), a))
+    .collect();
+    let coming: HashSet<(i64, i64)> = sql_fetch_all!(
+        (i64, i64),
+        conn.conn(),
+        "select part_id, to_id from proposals where plan_run_id = $1 and status <> 'rejected'",
+        plan
+    )?
+    .into_iter()
+    .collect();
+    let stations: HashMap<i64, String> = sql_fetch_all!(
+        (i64, String),
+        conn.conn(),
+        "select id, code from locations where kind = 'station'"
+    )?
+    .into_iter()
+    .collect();
+    let parts: HashMap<i64, (String, String)> = sql_fetch_all!(
+        (i64, String, String),
+        conn.conn(),
+        "select id, code, criticality from parts"
+    )?
+    .into_iter()
+    .map(|(id, code, crit)| (id, (code, crit)))
+    .collect();
+    let mut rows: Vec<Stockout> = totals
+        .first
+        .iter()
+        .filter_map(|&(part, station, mean)| {
+            let available = stock.get(&(part, station)).copied().unwrap_or(0);
+            let short = (available as f64) < mean && !coming.contains(&(part, station));
+            let (code, criticality) = parts.get(&part)?;
+            let station = stations.get(&station)?;
+            short.then(|| Stockout {
+                station: station.clone(),
+                part: code.clone(),
+                available,
+                forecast: mean,
+                criticality: criticality.clone(),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.criticality
+            .cmp(&b.criticality)
+            .then(b.forecast.total_cmp(&a.forecast))
+            .then_with(|| a.station.cmp(&b.station))
+            .then_with(|| a.part.cmp(&b.part))
+    });
+    rows.truncate(limit.max(0) as usize);
+    Ok(rows)
 }
 
 /// Stock on hand beyond the horizon's forecast demand of everything a location serves
 /// (a station itself; a regional centre its stations; the central warehouse all), at cost.
-async fn excess(db: &Db, run: i64, limit: i64) -> Result<Vec<Excess>, ServiceError> {
+async fn excess(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Excess>, ServiceError> {
+    let demand: Vec<(i64, i64, f64)> = totals
+        .horizon
+        .iter()
+        .map(|(&(part, station), &mean)| (part, station, mean))
+        .collect();
     let mut conn = db.acquire().await?;
-    let demand = sql_fetch_all!(
-        (i64, i64, f64),
-        conn.conn(),
-        "select part_id, station_id, sum(mean) from forecast_values where run_id = $1
-         group by part_id, station_id",
-        run
-    )?;
     let parents: HashMap<i64, (String, Option<i64>)> = sql_fetch_all!(
         (i64, String, Option<i64>),
         conn.conn(),

@@ -6,6 +6,7 @@
 //! the unit tests check by hand.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use serde::Serialize;
@@ -96,14 +97,111 @@ pub struct Dashboard {
 /// Locations: id → (kind, region).
 type Places = HashMap<i64, (String, Option<String>)>;
 
-pub async fn dashboard(db: &Db) -> Result<Dashboard, ServiceError> {
+/// What the dashboard and the exceptions board read from a forecast run: each series'
+/// first-period mean and its mean demand over the whole horizon.
+#[derive(Debug, Default)]
+pub struct RunTotals {
+    pub run: i64,
+    /// (part, station, mean of the first period).
+    pub first: Vec<(i64, i64, f64)>,
+    /// (part, station) → mean demand summed over the horizon.
+    pub horizon: HashMap<(i64, i64), f64>,
+}
+
+/// What they read from the fault history: its last day and a year's consumption.
+#[derive(Debug, Default)]
+pub struct HistoryTotals {
+    pub as_of: Option<NaiveDate>,
+    /// (part, station, units) issued in the year up to `as_of`.
+    pub year: Vec<(i64, i64, i64)>,
+}
+
+/// Aggregates that are expensive to read (a forecast run has a row per series and period,
+/// the history a row per work-order line) but change rarely, remembered per instance.
+/// A forecast run never changes once written, so its totals are kept by run id; faults are
+/// only ever appended (imports insert, nothing updates or deletes them), so the largest
+/// fault id tells whether the history moved. Both keys are read fresh on every request, so
+/// a cached value is never stale.
+#[derive(Default)]
+pub struct Cache {
+    run: Mutex<Option<Arc<RunTotals>>>,
+    history: Mutex<Option<(Option<i64>, Arc<HistoryTotals>)>>,
+}
+
+impl Cache {
+    pub async fn run_totals(&self, db: &Db, run: i64) -> Result<Arc<RunTotals>, ServiceError> {
+        if let Some(t) = self
+            .run
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|t| t.run == run)
+        {
+            return Ok(t);
+        }
+        let mut conn = db.acquire().await?;
+        let rows = sql_fetch_all!(
+            (i64, i64, i64, f64),
+            conn.conn(),
+            "select part_id, station_id, step, mean from forecast_values where run_id = $1",
+            run
+        )?;
+        let totals = Arc::new(run_totals(run, &rows));
+        if let Ok(mut c) = self.run.lock() {
+            *c = Some(totals.clone());
+        }
+        Ok(totals)
+    }
+
+    pub async fn history(&self, db: &Db) -> Result<Arc<HistoryTotals>, ServiceError> {
+        let mut conn = db.acquire().await?;
+        let (last_id,) =
+            sql_fetch_optional!((Option<i64>,), conn.conn(), "select max(id) from faults")?
+                .unwrap_or((None,));
+        if let Some((key, t)) = self.history.lock().ok().and_then(|c| c.clone()) {
+            if key == last_id {
+                return Ok(t);
+            }
+        }
+        let as_of = sql_fetch_optional!(
+            (Option<NaiveDate>,),
+            conn.conn(),
+            "select max(opened_on) from faults"
+        )?
+        .and_then(|(d,)| d);
+        drop(conn);
+        let year = match as_of {
+            Some(day) => year_consumption(db, day).await?,
+            None => Vec::new(),
+        };
+        let totals = Arc::new(HistoryTotals { as_of, year });
+        if let Ok(mut c) = self.history.lock() {
+            *c = Some((last_id, totals.clone()));
+        }
+        Ok(totals)
+    }
+}
+
+/// First-period means and horizon sums from a run's (part, station, step, mean) rows.
+fn run_totals(run: i64, rows: &[(i64, i64, i64, f64)]) -> RunTotals {
+    let first_step = rows.iter().map(|r| r.2).min().unwrap_or(0);
+    let mut totals = RunTotals {
+        run,
+        ..RunTotals::default()
+    };
+    for &(part, station, step, mean) in rows {
+        if step == first_step {
+            totals.first.push((part, station, mean));
+        }
+        *totals.horizon.entry((part, station)).or_insert(0.0) += mean;
+    }
+    totals
+}
+
+pub async fn dashboard(db: &Db, cache: &Cache) -> Result<Dashboard, ServiceError> {
+    let history = cache.history(db).await?;
+    let as_of = history.as_of;
     let mut conn = db.acquire().await?;
-    let as_of = sql_fetch_optional!(
-        (Option<NaiveDate>,),
-        conn.conn(),
-        "select max(opened_on) from faults"
-    )?
-    .and_then(|(d,)| d);
     let places: Places = sql_fetch_all!(
         (i64, String, Option<String>),
         conn.conn(),
@@ -152,16 +250,12 @@ pub async fn dashboard(db: &Db) -> Result<Dashboard, ServiceError> {
         .and_then(|(_, toml, _)| PlanModel::from_toml(toml).ok());
     let (ready_by_tier, ready_by_region) = match forecast_run {
         Some((run, _)) => {
-            let next = first_period_means(db, run).await?;
-            readiness(&next, &available, &places, &parts, model.as_ref())
+            let totals = cache.run_totals(db, run).await?;
+            readiness(&totals.first, &available, &places, &parts, model.as_ref())
         }
         None => (Vec::new(), Vec::new()),
     };
     let cost = catalog::cost_prices(db, Utc::now().date_naive()).await?;
-    let consumption = match as_of {
-        Some(day) => year_consumption(db, day).await?,
-        None => Vec::new(),
-    };
     let accuracy = match (forecast_run, as_of) {
         (Some((run, first)), Some(day)) => realised_accuracy(db, run, first, day).await?,
         _ => None,
@@ -174,7 +268,7 @@ pub async fn dashboard(db: &Db) -> Result<Dashboard, ServiceError> {
         forecast_run,
         ready_by_tier,
         ready_by_region,
-        stock: stock_by_region(&stock, &consumption, &cost, &places),
+        stock: stock_by_region(&stock, &history.year, &cost, &places),
         accuracy,
         reach,
     })
@@ -198,18 +292,6 @@ fn plan_fill(kpis_json: Option<&str>) -> Vec<(String, f64)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// (part, station, mean) of the forecast's first period.
-async fn first_period_means(db: &Db, run: i64) -> Result<Vec<(i64, i64, f64)>, ServiceError> {
-    let mut conn = db.acquire().await?;
-    Ok(sql_fetch_all!(
-        (i64, i64, f64),
-        conn.conn(),
-        "select part_id, station_id, mean from forecast_values
-         where run_id = $1 and step = (select min(step) from forecast_values where run_id = $1)",
-        run
-    )?)
 }
 
 /// Next period's mean demand covered by each station's available stock, grouped by the
@@ -532,6 +614,20 @@ mod tests {
         assert!((a.wape - 3.0 / 4.0).abs() < 1e-12);
         assert!((a.bias + 1.0 / 4.0).abs() < 1e-12);
         assert_eq!(a.p80_coverage, 0.5);
+    }
+
+    #[test]
+    fn run_totals_take_the_first_step_and_sum_the_horizon() {
+        let rows = [
+            (1, 2, 3, 1.5),
+            (1, 2, 4, 2.0),
+            (1, 3, 3, 0.5),
+            (1, 3, 5, 1.0),
+        ];
+        let t = run_totals(9, &rows);
+        assert_eq!(t.first, [(1, 2, 1.5), (1, 3, 0.5)]);
+        assert_eq!(t.horizon[&(1, 2)], 3.5);
+        assert_eq!(t.horizon[&(1, 3)], 1.5);
     }
 
     #[test]

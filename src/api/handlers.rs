@@ -246,7 +246,7 @@ pub async fn availability(
     ApiQuery(q): ApiQuery<AvailabilityQuery>,
 ) -> ApiResult<availability::Availability> {
     Ok(Json(
-        availability::availability(&s.db, &s.rule, &q.part, &q.station).await?,
+        availability::availability(&s.db, &s.rule, &s.lookups, &q.part, &q.station).await?,
     ))
 }
 

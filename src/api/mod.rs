@@ -39,6 +39,10 @@ pub struct AppState {
     pub db: Db,
     pub rule: Arc<CodingRule>,
     pub jobs: JobRunner,
+    /// Part-code resolutions and stations for availability look-ups.
+    pub lookups: Arc<crate::availability::Lookups>,
+    /// Forecast and history aggregates of the dashboard and the exceptions board.
+    pub insight: Arc<crate::kpi::Cache>,
     metrics: PrometheusHandle,
 }
 
@@ -55,6 +59,9 @@ pub struct Config {
     pub job_time_limit: Duration,
     /// How long a known token is remembered (a revocation takes effect within this).
     pub token_cache_ttl: Duration,
+    /// How long availability look-ups remember a code's resolution and a station (an
+    /// import's supersessions and station moves show within this).
+    pub lookup_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -65,6 +72,7 @@ impl Default for Config {
             json_limit: 256 << 10,
             job_time_limit: Duration::from_secs(600),
             token_cache_ttl: Duration::from_secs(30),
+            lookup_cache_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -535,6 +543,8 @@ pub fn state(db: Db, rule: CodingRule, config: &Config) -> AppState {
         jobs: JobRunner::new(db.clone(), config.models_dir.clone(), config.job_time_limit),
         db,
         rule: Arc::new(rule),
+        lookups: Arc::new(crate::availability::Lookups::new(config.lookup_cache_ttl)),
+        insight: Arc::new(crate::kpi::Cache::default()),
         metrics: metrics_handle(),
     }
 }

@@ -12,7 +12,9 @@ use crate::kpi;
 
 pub async fn show(State(s): State<AppState>, ctx: Ctx) -> PageResult {
     let lang = ctx.lang;
-    let d = kpi::dashboard(&s.db).await.map_err(service_fail(lang))?;
+    let d = kpi::dashboard(&s.db, &s.insight)
+        .await
+        .map_err(service_fail(lang))?;
     let fill_rows = |rows: &[kpi::Readiness]| -> Vec<(String, f64, String)> {
         rows.iter()
             .map(|r| (lang.word(&r.group), r.share(), percent(r.share())))

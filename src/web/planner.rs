@@ -805,7 +805,7 @@ pub async fn change(
 
 pub async fn exceptions(State(s): State<AppState>, ctx: Ctx) -> PageResult {
     let lang = ctx.lang;
-    let board = exceptions::board(&s.db, 50)
+    let board = exceptions::board(&s.db, &s.insight, 50)
         .await
         .map_err(service_fail(lang))?;
     let body = html! {

@@ -48,7 +48,9 @@ pub async fn show(State(s): State<AppState>, ctx: Ctx, Query(q): Query<StockQuer
         station_codes(&s).await.map_err(service_fail(lang))?
     };
     let found = match (&station, part) {
-        (Some(st), Some(p)) => Some(availability::availability(&s.db, &s.rule, p, st).await),
+        (Some(st), Some(p)) => {
+            Some(availability::availability(&s.db, &s.rule, &s.lookups, p, st).await)
+        }
         _ => None,
     };
     let arrivals = match &station {
