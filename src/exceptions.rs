@@ -100,7 +100,7 @@ async fn stockouts(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Stocko
     let coming: HashSet<(i64, i64)> = sql_fetch_all!(
         (i64, i64),
         conn.conn(),
-        "select part_id, to_id from proposals where plan_run_id = $1 and status <> 'rejected'",
+        "select distinct part_id, to_id from proposals where plan_run_id = $1 and status <> 'rejected'",
         plan
     )?
     .into_iter()
