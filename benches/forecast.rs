@@ -83,7 +83,7 @@ fn main() {
         let pooled_q90: f64 = match &model {
             Some(m) => rows
                 .par_iter()
-                .map(|y| m.predict(y).quantile(0.90))
+                .map(|y| m.quantiles(&m.predict(y), &[0.90])[0])
                 .sum::<f64>(),
             None => f64::NAN,
         } / rows.len().max(1) as f64;
