@@ -246,11 +246,11 @@ fn score(history: &[f32], actual: &[f32], forecast: &PeriodForecast, season: usi
 fn predictive(history: &[f32], fit: &SeriesFit, model: Option<&PooledModel>) -> PeriodForecast {
     match model {
         Some(m) => {
-            let law = m.predict(history);
+            let (mean, quantiles) = m.forecast(history, &LEVELS);
             PeriodForecast {
-                mean: law.mean(),
-                quantiles: m.quantiles(&law, &LEVELS),
-                fine: m.quantiles(&law, &FINE_LEVELS),
+                mean,
+                quantiles,
+                fine: m.forecast(history, &FINE_LEVELS).1,
             }
         }
         None => {
