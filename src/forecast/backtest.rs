@@ -13,13 +13,23 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::classify::DemandClass;
-use super::pooled::{Hurdle, PooledModel};
+use super::pooled::PooledModel;
 use super::series::{fit_series, pool_spreads, SeriesConfig, SeriesFit};
 use super::ForecastError;
 
 /// Quantile levels scored and written by the backtest.
 pub const LEVELS: [f64; 8] = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999];
 const NL: usize = LEVELS.len();
+/// A finer grid of levels for the stocking trade-off alone (not written to the CSV). Linear
+/// interpolation between the 8 [`LEVELS`] overstates the stock for a fill rate where the curve
+/// bends, by an amount that depends on where the levels happen to fall on it; along this grid
+/// the figure follows the curve itself.
+pub const FINE_LEVELS: [f64; 32] = [
+    0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95,
+    0.955, 0.96, 0.965, 0.97, 0.975, 0.98, 0.985, 0.99, 0.9925, 0.995, 0.9965, 0.998, 0.999,
+    0.9995, 0.9998, 0.9999,
+];
+const NF: usize = FINE_LEVELS.len();
 /// Fill-rate targets at which the report interpolates the stock needed.
 pub const FILL_TARGETS: [f64; 2] = [0.85, 0.90];
 
@@ -32,10 +42,19 @@ pub struct OriginFit {
     pub fit: SeriesFit,
     /// Whether mean and quantiles come from the cross-series model ([`PooledModel`]).
     pub pooled: bool,
-    /// Mean demand per period: the pooled law's mean when there is one, else the series level.
+    /// The forecast of each period of the horizon (the same law for all of them).
+    pub forecast: PeriodForecast,
+}
+
+/// The forecast of one period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PeriodForecast {
+    /// Mean demand: the pooled law's mean when there is one, else the series level.
     pub mean: f64,
-    /// The one-period quantiles at [`LEVELS`].
+    /// Whole-unit quantiles at [`LEVELS`].
     pub quantiles: [f64; NL],
+    /// Whole-unit quantiles at [`FINE_LEVELS`].
+    pub fine: [f64; NF],
 }
 
 /// Sums over series-periods, per class and overall; merged across threads.
@@ -52,6 +71,8 @@ pub struct Tally {
     pub covered: [usize; NL],
     pub served: [f64; NL],
     pub left: [f64; NL],
+    pub fine_served: [f64; NF],
+    pub fine_left: [f64; NF],
 }
 
 impl Tally {
@@ -68,6 +89,10 @@ impl Tally {
             self.covered[i] += o.covered[i];
             self.served[i] += o.served[i];
             self.left[i] += o.left[i];
+        }
+        for i in 0..NF {
+            self.fine_served[i] += o.fine_served[i];
+            self.fine_left[i] += o.fine_left[i];
         }
         self
     }
@@ -103,6 +128,19 @@ impl Tally {
     pub fn stock_for_fill(&self, target: f64) -> Option<f64> {
         let fill: [f64; NL] = std::array::from_fn(|i| self.fill(i));
         let stock: [f64; NL] = std::array::from_fn(|i| self.stock(i));
+        stock_for_fill(&fill, &stock, target)
+    }
+
+    /// [`Tally::stock_for_fill`] along [`FINE_LEVELS`].
+    pub fn fine_stock_for_fill(&self, target: f64) -> Option<f64> {
+        let fill = self.fine_served.map(|s| {
+            if self.demand > 0.0 {
+                s / self.demand
+            } else {
+                1.0
+            }
+        });
+        let stock = self.fine_left.map(|l| l / self.periods.max(1) as f64);
         stock_for_fill(&fill, &stock, target)
     }
 }
@@ -163,7 +201,8 @@ fn naive_scale(train: &[f32], lag: usize, squared: bool) -> Option<f64> {
 }
 
 /// Scores one series at one origin into a fresh tally.
-fn score(history: &[f32], actual: &[f32], level: f64, q: &[f64; NL], season: usize) -> Tally {
+fn score(history: &[f32], actual: &[f32], forecast: &PeriodForecast, season: usize) -> Tally {
+    let (level, q) = (forecast.mean, &forecast.quantiles);
     let mut t = Tally {
         series: 1,
         periods: actual.len(),
@@ -180,6 +219,10 @@ fn score(history: &[f32], actual: &[f32], level: f64, q: &[f64; NL], season: usi
             t.covered[i] += usize::from(a <= qi);
             t.served[i] += a.min(qi);
             t.left[i] += (qi - a).max(0.0);
+        }
+        for (i, &qi) in forecast.fine.iter().enumerate() {
+            t.fine_served[i] += a.min(qi);
+            t.fine_left[i] += (qi - a).max(0.0);
         }
     }
     let h = actual.len().max(1) as f64;
@@ -198,15 +241,26 @@ fn score(history: &[f32], actual: &[f32], level: f64, q: &[f64; NL], season: usi
     t
 }
 
-/// Mean and one-period quantiles: from the pooled law when there is one, else from the
-/// series level and its negative binomial spread.
-fn predictive(fit: &SeriesFit, pooled: Option<&Hurdle>) -> (f64, [f64; NL]) {
-    match pooled {
-        Some(h) => (h.mean(), LEVELS.map(|p| h.quantile(p))),
-        None => (
-            fit.level as f64,
-            LEVELS.map(|p| fit.spread.quantile(fit.level as f64, 1, p)),
-        ),
+/// Mean and one-period quantiles: from the pooled model's law after `history` when there is a
+/// model, else from the series level and its negative binomial spread.
+fn predictive(history: &[f32], fit: &SeriesFit, model: Option<&PooledModel>) -> PeriodForecast {
+    match model {
+        Some(m) => {
+            let (mean, quantiles) = m.forecast(history, &LEVELS);
+            PeriodForecast {
+                mean,
+                quantiles,
+                fine: m.forecast(history, &FINE_LEVELS).1,
+            }
+        }
+        None => {
+            let mean = fit.level as f64;
+            PeriodForecast {
+                mean,
+                quantiles: LEVELS.map(|p| fit.spread.quantile(mean, 1, p)),
+                fine: FINE_LEVELS.map(|p| fit.spread.quantile(mean, 1, p)),
+            }
+        }
     }
 }
 
@@ -271,16 +325,14 @@ pub fn backtest(
         .map(|(s, o, fit)| {
             let y = &rows[s];
             let model = models.iter().find(|m| m.0 == o).and_then(|m| m.1.as_ref());
-            let pooled = model.map(|m| m.predict(&y[..o]));
-            let (mean, q) = predictive(&fit, pooled.as_ref());
-            let tally = score(&y[..o], &y[o..o + horizon], mean, &q, season);
+            let forecast = predictive(&y[..o], &fit, model);
+            let tally = score(&y[..o], &y[o..o + horizon], &forecast, season);
             let of = OriginFit {
                 series: s,
                 origin: o,
                 fit,
-                pooled: pooled.is_some(),
-                mean,
-                quantiles: q,
+                pooled: model.is_some(),
+                forecast,
             };
             (of, tally)
         })
@@ -395,12 +447,17 @@ fn write_forecasts(
     let head: Vec<String> = LEVELS.iter().map(|p| level_name(*p)).collect();
     writeln!(out, "series_id,step,mean,{}", head.join(",")).map_err(io)?;
     for f in fits {
-        let q: Vec<String> = f.quantiles.iter().map(|v| format!("{v}")).collect();
+        let q: Vec<String> = f
+            .forecast
+            .quantiles
+            .iter()
+            .map(|v| format!("{v}"))
+            .collect();
         let q = q.join(",");
         for h in 0..horizon {
             let step = f.origin + h - train + 1;
             let id = &ids[f.series];
-            writeln!(out, "{id},{step},{:.6},{q}", f.mean).map_err(io)?;
+            writeln!(out, "{id},{step},{:.6},{q}", f.forecast.mean).map_err(io)?;
         }
     }
     out.flush().map_err(io)
@@ -456,10 +513,14 @@ fn write_tally(f: &mut fmt::Formatter<'_>, name: &str, t: &Tally) -> fmt::Result
         )?;
     }
     for target in FILL_TARGETS {
-        match t.stock_for_fill(target) {
-            Some(s) => writeln!(f, "  stock for {:.0}% fill: {s:.3}", 100.0 * target)?,
-            None => writeln!(f, "  stock for {:.0}% fill: not reached", 100.0 * target)?,
-        }
+        let show = |s: Option<f64>| s.map_or("not reached".to_owned(), |s| format!("{s:.3}"));
+        writeln!(
+            f,
+            "  stock for {:.0}% fill: {} ({} along {NF} levels)",
+            100.0 * target,
+            show(t.stock_for_fill(target)),
+            show(t.fine_stock_for_fill(target)),
+        )?;
     }
     Ok(())
 }
@@ -483,8 +544,12 @@ mod tests {
         // History 1,2,1,2 (season 12 > 4 → lag 1): MAE scale |1|·3/3 = 1, MSE scale 1.
         // Forecast level 1.5 against actual 0, 3: abs errors 1.5, 1.5 → MASE 1.5;
         // squared 2.25 → RMSSE 1.5; bias (1.5 + −1.5)/2 = 0.
-        let q = [1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0];
-        let t = score(&[1.0, 2.0, 1.0, 2.0], &[0.0, 3.0], 1.5, &q, 12);
+        let forecast = PeriodForecast {
+            mean: 1.5,
+            quantiles: [1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+            fine: [3.0; NF],
+        };
+        let t = score(&[1.0, 2.0, 1.0, 2.0], &[0.0, 3.0], &forecast, 12);
         assert!((t.mase() - 1.5).abs() < 1e-9);
         assert!((t.rmsse() - 1.5).abs() < 1e-9);
         assert!(t.bias().abs() < 1e-9);
@@ -498,11 +563,19 @@ mod tests {
         // Stock for 85 % fill: between p80 (fill 2/3, stock 1) and p90 (fill 1, stock 1.5):
         // w = (.85 − .6667)/.3333 = .55 → 1 + .55·.5 = 1.275.
         assert!((t.stock_for_fill(0.85).unwrap() - 1.275).abs() < 1e-9);
+        // Along the fine levels every quantile is 3: fill 100 % from the first level on, with
+        // (3 + 0)/2 = 1.5 left, so that is the stock for any fill rate.
+        assert!((t.fine_stock_for_fill(0.85).unwrap() - 1.5).abs() < 1e-9);
     }
 
     #[test]
     fn a_flat_series_drops_out_of_the_scaled_metrics() {
-        let t = score(&[2.0; 24], &[2.0; 3], 2.0, &[2.0; NL], 12);
+        let forecast = PeriodForecast {
+            mean: 2.0,
+            quantiles: [2.0; NL],
+            fine: [2.0; NF],
+        };
+        let t = score(&[2.0; 24], &[2.0; 3], &forecast, 12);
         assert_eq!(t.mase_series, 0);
         assert_eq!(t.rmsse_series, 0);
     }
@@ -566,21 +639,23 @@ mod carparts {
         assert_eq!(all.series, 2674);
         // 16 series are all zero in the training months and drop out of MASE.
         assert_eq!(all.mase_series, 2658);
-        // Achieved (default settings, the pooled hurdle model): RMSSE 0.702, bias −0.001 per
-        // period, MASE 1.309 (the hurdle mean is a mean, MASE rewards a median: the all-zero
-        // forecast scores 0.746); coverage p90 94.1 %, p95 97.3 %; stock 1.753 for 85 % fill and
-        // 2.463 for 90 %. Before it (per-series method + NB spread): 2.325 / 2.894, p90 93.5 %,
-        // p95 96.3 %, RMSSE 0.707, bias +0.079. Anchor 2.0 / 2.75; the goal (≤ 1.70 / ≤ 2.34,
-        // coverage within 2 points) is NOT met: whole-unit quantiles over-cover on series whose
-        // P(0) is near the level. These bounds guard the achieved level.
+        // Achieved (default settings: the pooled hurdle model, quantiles read at the levels
+        // recalibrated on inner folds of the 39 training months): coverage p90 90.1 %, p95
+        // 94.5 % (goal: within 2 points); stock 1.732 for 85 % fill and 2.107 for 90 %
+        // interpolated between the 8 levels (goal ≤ 1.70 / ≤ 2.34: the 85 % one is missed by
+        // 2 %), 1.633 / 2.093 along the 32 fine levels; RMSSE 0.675, MASE 1.159, bias −0.020 per
+        // period (−5 % of demand: the model fitted on earlier years expects a little more decline
+        // than the test year shows). Before (uncalibrated whole-unit quantiles): p90 94.1 %, p95
+        // 97.3 %, stock 1.753 / 2.463, RMSSE 0.702, MASE 1.309, bias −0.001. Anchor 2.0 / 2.75.
+        // These bounds guard the achieved level.
         let cov = |p: f64| all.coverage(LEVELS.iter().position(|l| *l == p).unwrap());
         assert!(
-            (0.95..=0.98).contains(&cov(0.95)),
+            (0.93..=0.97).contains(&cov(0.95)),
             "p95 coverage {}",
             cov(0.95)
         );
         assert!(
-            (0.90..=0.95).contains(&cov(0.90)),
+            (0.88..=0.92).contains(&cov(0.90)),
             "p90 coverage {}",
             cov(0.90)
         );
@@ -591,10 +666,16 @@ mod carparts {
         );
         let s85 = all.stock_for_fill(0.85).expect("85 % fill reached");
         let s90 = all.stock_for_fill(0.90).expect("90 % fill reached");
-        assert!(s85 < 1.80 && s90 < 2.50, "stock {s85} / {s90}");
-        assert!(all.bias().abs() < 0.02, "bias {}", all.bias());
-        assert!(all.rmsse() < 0.72, "RMSSE {}", all.rmsse());
-        assert!(all.mase() < 1.4, "MASE {}", all.mase());
+        assert!(s85 < 1.76 && s90 < 2.34, "stock {s85} / {s90}");
+        let f85 = all.fine_stock_for_fill(0.85).expect("85 % fill reached");
+        let f90 = all.fine_stock_for_fill(0.90).expect("90 % fill reached");
+        assert!(
+            f85 < 1.70 && f90 < 2.20,
+            "stock along the fine levels {f85} / {f90}"
+        );
+        assert!(all.bias().abs() < 0.025, "bias {}", all.bias());
+        assert!(all.rmsse() < 0.69, "RMSSE {}", all.rmsse());
+        assert!(all.mase() < 1.2, "MASE {}", all.mase());
         // Fill rises with the level and the top level serves well above the anchor's 86 %.
         assert!((1..LEVELS.len()).all(|i| all.fill(i) >= all.fill(i - 1)));
         assert!(all.fill(LEVELS.len() - 1) > 0.95);
@@ -612,7 +693,9 @@ mod calibration {
 
     /// 2,000 series × 60 periods; train 48, score 12 → 24,000 held-out periods, so sampling
     /// error of a coverage is ~0.2 points. Whole-unit quantiles over-cover by construction
-    /// (P(D ≤ q) ≥ p, with jumps of several points at small means), hence the upper margin.
+    /// (P(D ≤ q) ≥ p, with jumps of several points at small means); the levels recalibrated on
+    /// inner folds of the training periods bring them back within 2 points of the level
+    /// (measured: NB p90 90.5 %, p95 95.4 %; compound Poisson 89.9 %, 94.9 %).
     fn coverage_of(draw: impl Fn(&mut ChaCha8Rng, f64, f64) -> f32) -> (f64, f64) {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let (n, t) = (2000, 60);
@@ -641,8 +724,8 @@ mod calibration {
             }
         });
         println!("NB coverage p90 {c90:.3} p95 {c95:.3}");
-        assert!((0.88..=0.94).contains(&c90), "{c90}");
-        assert!((0.93..=0.975).contains(&c95), "{c95}");
+        assert!((0.88..=0.92).contains(&c90), "{c90}");
+        assert!((0.93..=0.97).contains(&c95), "{c95}");
     }
 
     #[test]
@@ -655,7 +738,7 @@ mod calibration {
             (0..events).map(|_| 1 + geo.sample(rng)).sum::<u64>() as f32
         });
         println!("compound coverage p90 {c90:.3} p95 {c95:.3}");
-        assert!((0.88..=0.94).contains(&c90), "{c90}");
-        assert!((0.93..=0.975).contains(&c95), "{c95}");
+        assert!((0.88..=0.92).contains(&c90), "{c90}");
+        assert!((0.93..=0.97).contains(&c95), "{c95}");
     }
 }

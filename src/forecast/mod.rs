@@ -8,7 +8,8 @@
 //! - [`spread`]: negative binomial law fitted on the in-sample forecast errors; quantiles for
 //!   one period and summed over a lead time.
 //! - [`pooled`]: a cross-series hurdle model (occurrence × size) fitted on inner rolling
-//!   origins of the history; the backtest's mean and quantiles where the history allows.
+//!   origins of the history, its whole-unit quantiles read at levels recalibrated on the same
+//!   inner folds; the backtest's mean and quantiles where the history allows.
 //! - [`history`]: the demand matrix and the causal (installed base × usage) model built from the
 //!   interchange rows.
 //! - [`run()`]: the whole network in parallel, series and causal forecasts combined.
@@ -26,12 +27,12 @@ pub mod spread;
 
 use std::path::PathBuf;
 
-pub use backtest::{backtest, backtest_csv, BacktestReport, LEVELS};
+pub use backtest::{backtest, backtest_csv, BacktestReport, PeriodForecast, LEVELS};
 pub use classify::{classify, DemandClass, SeriesStats};
 pub use history::{CausalConfig, History, HistoryRows, SeriesKey};
 pub use methods::{Grid, MethodKind, MethodSpec};
 pub use period::{Month, PeriodLength};
-pub use pooled::{Hurdle, PooledModel};
+pub use pooled::{Hurdle, LevelMap, PooledModel};
 pub use run::{run, ForecastConfig, ForecastRun, Override, SeriesForecast};
 pub use series::{fit_series, ClassMethods, SeriesConfig, SeriesFit, SeriesOverride};
 pub use spread::{nb_quantile, Dispersion};

@@ -19,15 +19,22 @@
 //! A hurdle law fits lumpy demand where a negative binomial around a mean does not: a part that
 //! sells once a year, 8 at a time, has P(0) high *and* a size far from 1, which one mean and one
 //! dispersion cannot both match.
+//!
+//! Quantiles are whole units, and the smallest whole q with P(D ≤ q) ≥ p is exceeded in *less*
+//! than 1 − p of periods (P(D > q) ≤ 1 − p, with jumps of several points where P(0) is near p).
+//! A [`LevelMap`] fitted on the same inner examples says at which level of the law to read the
+//! quantile so that it is exceeded in about 1 − p of them: recalibration of the probability
+//! integral transform (Kuleshov, Fenner & Ermon 2018, "Accurate uncertainty for deep learning
+//! using calibrated regression"), here for whole-unit quantiles. It corrects the rounding and
+//! any misfit of the law alike, and it is fitted on the history only.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::backtest::{stock_for_fill, FILL_TARGETS, LEVELS};
 use super::spread::nb_quantile;
 
 /// Occurrence features (with the intercept).
-pub const NX: usize = 10;
+pub const NX: usize = 11;
 /// Size features: the occurrence features and three of the demand sizes.
 pub const NZ: usize = NX + 3;
 /// Examples used for a fit at most; series are taken at a regular stride beyond that.
@@ -38,7 +45,7 @@ const ORIGIN_STEP: usize = 3;
 const MIN_INNER_HISTORY: usize = 12;
 
 /// The fitted model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PooledModel {
     /// Softening of the log mean features: a tenth of the pooled mean demand per period.
     pub soft: f64,
@@ -49,9 +56,94 @@ pub struct PooledModel {
     /// Prior weight, in demands, of the model's size law against the series' own sizes: the
     /// size law is own·n/(n + κ) + model·κ/(n + κ) after n demands (κ = ∞: the model alone).
     pub size_kappa: f64,
+    /// Level of the law at which to read a nominal quantile.
+    pub levels: LevelMap,
     /// Inner origins and examples the fit used.
     pub origins: usize,
     pub examples: usize,
+}
+
+/// A monotone map from the nominal level p of a quantile to the level p′ of the law at which
+/// the whole-unit quantile is read, tabulated at [`LevelMap::GRID`] and linear between. Fitted
+/// from the probability integral transform of held-out demands: with u = P(D < d) under the
+/// law, the whole-unit p′-quantile covers d exactly when u < p′, so the share of examples
+/// covered at p′ is the empirical CDF of u at p′ and p′ is read off as the p-quantile of the
+/// u's. Empty = the identity (nominal levels used as they are).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LevelMap {
+    pub nominal: Vec<f64>,
+    pub working: Vec<f64>,
+}
+
+impl LevelMap {
+    /// Nominal levels tabulated: every percent and the far tail.
+    pub const GRID: [f64; 103] = {
+        let mut g = [0.0; 103];
+        let mut i = 0;
+        while i < 99 {
+            g[i] = (i + 1) as f64 / 100.0;
+            i += 1;
+        }
+        g[99] = 0.995;
+        g[100] = 0.998;
+        g[101] = 0.999;
+        g[102] = 0.9995;
+        g
+    };
+    /// A level is tabulated only where at least this many examples fall on either side of it;
+    /// past the last one the tail is extrapolated at a constant ratio of exceedance.
+    pub const MIN_SIDE: f64 = 20.0;
+
+    /// The map that makes the whole-unit quantiles cover the examples whose PIT values
+    /// (P(D < d) under their law) are `u`.
+    pub fn from_pit(u: &mut [f64]) -> LevelMap {
+        u.sort_by(f64::total_cmp);
+        let n = u.len();
+        let at = |i: usize| u.get(i).copied().unwrap_or(1.0);
+        let mut map = LevelMap::default();
+        for p in Self::GRID {
+            let want = p * n as f64;
+            if want < Self::MIN_SIDE || n as f64 - want < Self::MIN_SIDE {
+                continue;
+            }
+            // The p′ that covers `want` examples falls between two sorted u's; ties (all the
+            // zero demands share u = 0) leave a choice of counts a or b, take the nearer one.
+            let k = (want.ceil() as usize).clamp(1, n);
+            let lo = u[k - 1];
+            let a = u.partition_point(|&v| v < lo);
+            let b = u.partition_point(|&v| v <= lo);
+            let c = if want - a as f64 <= b as f64 - want {
+                a
+            } else {
+                b
+            };
+            let below = if c == 0 { 0.0 } else { u[c - 1] };
+            map.nominal.push(p);
+            map.working.push(0.5 * (below + at(c)));
+        }
+        map
+    }
+
+    /// The level of the law at which to read the nominal `p`-quantile.
+    pub fn working(&self, p: f64) -> f64 {
+        let (nom, work) = (&self.nominal, &self.working);
+        let (Some(&first), Some(&last)) = (nom.first(), nom.last()) else {
+            return p;
+        };
+        if p.is_nan() {
+            return p;
+        }
+        if p <= first {
+            return p * work[0] / first;
+        }
+        if p >= last {
+            let last_work = work[work.len() - 1];
+            return 1.0 - (1.0 - p) * (1.0 - last_work) / (1.0 - last);
+        }
+        let i = nom.partition_point(|&v| v <= p);
+        let w = (p - nom[i - 1]) / (nom[i] - nom[i - 1]);
+        work[i - 1] + w * (work[i] - work[i - 1])
+    }
 }
 
 /// The law of one period's demand: 0 with probability 1 − `p`, else a size drawn from the
@@ -69,49 +161,196 @@ pub struct Hurdle {
 }
 
 impl Hurdle {
+    fn as_law(&self) -> Law<'_> {
+        Law {
+            p: self.p,
+            size: self.size,
+            phi: self.phi,
+            own_weight: self.own_weight,
+            own: &self.own,
+        }
+    }
+
     pub fn mean(&self) -> f64 {
+        self.as_law().mean()
+    }
+
+    /// Smallest whole q with P(D ≤ q) ≥ `level`.
+    pub fn quantile(&self, level: f64) -> f64 {
+        self.as_law().quantile(level)
+    }
+
+    /// The quantiles at ascending `levels`, in one walk up the size law.
+    pub fn quantiles<const L: usize>(&self, levels: &[f64; L]) -> [f64; L] {
+        self.as_law().quantiles(levels)
+    }
+
+    /// P(D ≤ k) for a whole k (P(D ≤ −1) = 0).
+    pub fn cdf(&self, k: f64) -> f64 {
+        self.as_law().cdf(k)
+    }
+}
+
+/// A [`Hurdle`] that borrows the own sizes (no allocation per law).
+#[derive(Debug, Clone, Copy)]
+struct Law<'a> {
+    p: f64,
+    size: f64,
+    phi: f64,
+    own_weight: f64,
+    own: &'a [f64],
+}
+
+impl Law<'_> {
+    fn own_weight(&self) -> f64 {
+        if self.own.is_empty() {
+            0.0
+        } else {
+            self.own_weight
+        }
+    }
+
+    fn mean(&self) -> f64 {
         let own_mean = if self.own.is_empty() {
             self.size
         } else {
             self.own.iter().sum::<f64>() / self.own.len() as f64
         };
-        self.p * (self.own_weight * own_mean + (1.0 - self.own_weight) * self.size)
+        let w = self.own_weight();
+        self.p * (w * own_mean + (1.0 - w) * self.size)
     }
 
-    /// Smallest whole q with P(D ≤ q) ≥ `level`.
-    pub fn quantile(&self, level: f64) -> f64 {
+    /// Level t of the size law that the overall `level` asks for, or `None` when 0 reaches it.
+    fn size_level(&self, level: f64) -> Option<f64> {
         if level.is_nan() || level <= 1.0 - self.p || self.p <= 0.0 {
+            return None;
+        }
+        Some(((level - (1.0 - self.p)) / self.p).min(1.0))
+    }
+
+    fn quantile(&self, level: f64) -> f64 {
+        self.quantiles(&[level])[0]
+    }
+
+    /// The quantiles at ascending `levels` in one walk up the size law.
+    fn quantiles<const L: usize>(&self, levels: &[f64; L]) -> [f64; L] {
+        let mut out = [0f64; L];
+        let mean = self.size - 1.0;
+        if self.own_weight() <= 0.0 && mean > 500.0 {
+            // Far from zero the walk would start from an underflowed P(0); nb_quantile then
+            // uses the normal approximation.
+            for (o, &l) in out.iter_mut().zip(levels) {
+                if let Some(t) = self.size_level(l) {
+                    *o = 1.0 + nb_quantile(mean, self.phi, t);
+                }
+            }
+            return out;
+        }
+        let mut walk = SizeWalk::new(self);
+        for (o, &l) in out.iter_mut().zip(levels) {
+            let Some(t) = self.size_level(l) else {
+                continue;
+            };
+            while walk.cdf() < t - 1e-12 && !walk.at_cap() {
+                walk.advance();
+            }
+            *o = walk.size();
+        }
+        out
+    }
+
+    /// P(D = d) for a whole d.
+    fn pmf(&self, d: f64) -> f64 {
+        if d.is_nan() || d < 0.0 {
             return 0.0;
         }
-        let t = ((level - (1.0 - self.p)) / self.p).min(1.0);
-        let w = if self.own.is_empty() {
+        if d < 1.0 {
+            return 1.0 - self.p.clamp(0.0, 1.0);
+        }
+        if self.p <= 0.0 {
+            return 0.0;
+        }
+        let mut walk = SizeWalk::new(self);
+        let mut below = 0.0;
+        while walk.size() < d.floor() && !walk.at_cap() {
+            below = walk.cdf();
+            walk.advance();
+        }
+        self.p * (walk.cdf() - below).max(0.0)
+    }
+
+    fn cdf(&self, k: f64) -> f64 {
+        if k.is_nan() || k < 0.0 {
+            return 0.0;
+        }
+        let zero = 1.0 - self.p.clamp(0.0, 1.0);
+        if k < 1.0 || self.p <= 0.0 {
+            return zero;
+        }
+        let mut walk = SizeWalk::new(self);
+        while walk.size() < k.floor() && !walk.at_cap() {
+            walk.advance();
+        }
+        zero + self.p * walk.cdf()
+    }
+}
+
+/// Walks the CDF of the size law over the sizes 1, 2, …, summing both parts of the mixture.
+struct SizeWalk<'a> {
+    w: f64,
+    own: &'a [f64],
+    pmf: f64,
+    a: f64,
+    b: f64,
+    nb_cdf: f64,
+    seen: usize,
+    /// The size is k + 1.
+    k: f64,
+    cap: f64,
+}
+
+impl<'a> SizeWalk<'a> {
+    fn new(law: &Law<'a>) -> Self {
+        let mean = (law.size - 1.0).max(0.0);
+        let (pmf, a, b) = nb_recursion(mean, law.phi);
+        SizeWalk {
+            w: law.own_weight(),
+            own: law.own,
+            pmf,
+            a,
+            b,
+            nb_cdf: pmf,
+            seen: 0,
+            k: 0.0,
+            cap: law.own.last().copied().unwrap_or(1.0) + mean * 60.0 + 200.0,
+        }
+    }
+
+    fn size(&self) -> f64 {
+        self.k + 1.0
+    }
+
+    fn at_cap(&self) -> bool {
+        self.k >= self.cap
+    }
+
+    /// P(size ≤ the current size).
+    fn cdf(&mut self) -> f64 {
+        while self.seen < self.own.len() && self.own[self.seen] <= self.k + 1.0 {
+            self.seen += 1;
+        }
+        let own = if self.own.is_empty() {
             0.0
         } else {
-            self.own_weight
+            self.seen as f64 / self.own.len() as f64
         };
-        if w <= 0.0 {
-            return 1.0 + nb_quantile(self.size - 1.0, self.phi, t);
-        }
-        // Walk the sizes 1, 2, … summing both parts of the mixture's CDF.
-        let n = self.own.len() as f64;
-        let mean = (self.size - 1.0).max(0.0);
-        let (mut pmf, a, b) = nb_recursion(mean, self.phi);
-        let mut nb_cdf = pmf;
-        let mut seen = 0usize;
-        let mut k = 0.0f64;
-        let cap = self.own.last().copied().unwrap_or(1.0) + mean * 60.0 + 200.0;
-        loop {
-            while seen < self.own.len() && self.own[seen] <= k + 1.0 {
-                seen += 1;
-            }
-            let cdf = (1.0 - w) * nb_cdf + w * seen as f64 / n;
-            if cdf >= t - 1e-12 || k >= cap {
-                return k + 1.0;
-            }
-            pmf *= (a + b * k) / (k + 1.0);
-            k += 1.0;
-            nb_cdf += pmf;
-        }
+        (1.0 - self.w) * self.nb_cdf + self.w * own
+    }
+
+    fn advance(&mut self) {
+        self.pmf *= (self.a + self.b * self.k) / (self.k + 1.0);
+        self.k += 1.0;
+        self.nb_cdf += self.pmf;
     }
 }
 
@@ -135,8 +374,14 @@ fn softened_log(v: f64, soft: f64) -> f64 {
 /// The summaries of a history `h` (oldest first) that the model reads: mean of the last 3, of
 /// the last 12 and of all periods, an exponentially weighted mean (weight 0.9 per period back),
 /// the periods since the last demand, the share of demand periods in the last 12, two weighted
-/// shares (0.7, 0.9), the share over all periods; for the size the mean and the largest size
-/// and the number of demands. An empty history reads as one zero period.
+/// shares (0.7, 0.9), the share over all periods, and whether there was any demand at all; for
+/// the size the mean and the largest size and the number of demands. An empty history reads as
+/// one zero period.
+///
+/// A history without demand does not say how long the part has been silent, only that it has
+/// been for at least the whole history (a part not yet sold, or dead before the data begin): its
+/// silence reads as 0 and the indicator carries it, so that the slope of the silence is learnt
+/// from parts that did sell and is not extrapolated to the longer histories of the forecast.
 pub fn features(h: &[f32], soft: f64) -> ([f64; NX], [f64; NZ]) {
     let n = h.len().max(1);
     let mean_last = |w: usize| {
@@ -176,17 +421,19 @@ pub fn features(h: &[f32], soft: f64) -> ([f64; NX], [f64; NZ]) {
         .filter(|&&v| v > 0.0)
         .count() as f64
         / last12 as f64;
+    let never = nonzero == 0;
     let x = [
         1.0,
         softened_log(mean_last(3), soft),
         softened_log(mean_last(12), soft),
         softened_log(total / n as f64, soft),
         softened_log(ratio(e9, wsum9), soft),
-        (1.0 + since).ln(),
+        if never { 0.0 } else { (1.0 + since).ln() },
         nz12,
         ratio(i7, wsum7),
         ratio(i9, wsum9),
         nonzero as f64 / n as f64,
+        if never { 1.0 } else { 0.0 },
     ];
     let size_mean = if nonzero > 0 {
         total / nonzero as f64
@@ -219,6 +466,9 @@ fn past_sizes(h: &[f32]) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
 }
+
+/// Histories up to this long keep their sizes on the stack in [`PooledModel::forecast`].
+pub const STACK_HISTORY: usize = 128;
 
 /// Candidate κ for the own-size blend; infinity is the model's size law alone.
 const KAPPAS: [f64; 7] = [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, f64::INFINITY];
@@ -286,27 +536,74 @@ impl PooledModel {
             .collect();
         let size = newton::<NZ>(&sized, |e| e.demand, Glm::Poisson);
         let size_phi = fit_phi(&sized, &size);
+        drop(sized);
         let mut model = PooledModel {
             soft,
             occurrence,
             size,
             size_phi,
             size_kappa: f64::INFINITY,
+            levels: LevelMap::default(),
             origins: origins.len(),
             examples: examples.len(),
         };
-        model.size_kappa = model.choose_kappa(&examples, inner, &pasts);
+        model.size_kappa = model.choose_kappa(&examples, &pasts);
+        model.levels = model.calibrate(&examples, &pasts);
         Some(model)
     }
 
-    /// The law of next-period demand after history `h`.
+    /// The law of demand in each period after history `h` (the model has no term for the
+    /// distance ahead: the law is that of any period of the horizon it was fitted for).
     pub fn predict(&self, h: &[f32]) -> Hurdle {
-        let (x, z) = features(h, self.soft);
-        self.law(&x, &z, past_sizes(h), self.size_kappa)
+        let (_, z) = features(h, self.soft);
+        let own = past_sizes(h);
+        let law = self.law(&z, &own, self.size_kappa);
+        Hurdle {
+            p: law.p,
+            size: law.size,
+            phi: law.phi,
+            own_weight: law.own_weight,
+            own,
+        }
     }
 
-    fn law(&self, x: &[f64; NX], z: &[f64; NZ], own: Vec<f64>, kappa: f64) -> Hurdle {
-        let eta = dot(x, &self.occurrence);
+    /// Mean and whole-unit quantiles at the ascending nominal `levels` of demand in each period
+    /// after history `h`: [`PooledModel::predict`] then [`PooledModel::quantiles`], without
+    /// allocating for histories of up to [`STACK_HISTORY`] periods (the bulk path).
+    pub fn forecast<const L: usize>(&self, h: &[f32], levels: &[f64; L]) -> (f64, [f64; L]) {
+        let (_, z) = features(h, self.soft);
+        let mut buf = [0f64; STACK_HISTORY];
+        let heap;
+        let own: &[f64] = if h.len() <= STACK_HISTORY {
+            let mut n = 0;
+            for &d in h {
+                if d > 0.0 {
+                    buf[n] = (d as f64).round().max(1.0);
+                    n += 1;
+                }
+            }
+            buf[..n].sort_unstable_by(f64::total_cmp);
+            &buf[..n]
+        } else {
+            heap = past_sizes(h);
+            &heap
+        };
+        let law = self.law(&z, own, self.size_kappa);
+        (
+            law.mean(),
+            law.quantiles(&levels.map(|p| self.levels.working(p))),
+        )
+    }
+
+    /// Whole-unit quantiles of `law` at the ascending nominal `levels`, each read at the level
+    /// of the law that covered that share of the inner examples ([`LevelMap`]).
+    pub fn quantiles<const L: usize>(&self, law: &Hurdle, levels: &[f64; L]) -> [f64; L] {
+        law.as_law()
+            .quantiles(&levels.map(|p| self.levels.working(p)))
+    }
+
+    fn law<'a>(&self, z: &[f64; NZ], own: &'a [f64], kappa: f64) -> Law<'a> {
+        let eta = dot(&z[..NX], &self.occurrence);
         let p = 1.0 / (1.0 + (-eta.clamp(-40.0, 40.0)).exp());
         let size = 1.0 + dot(z, &self.size).min(40.0).exp();
         let n = own.len() as f64;
@@ -315,7 +612,7 @@ impl PooledModel {
         } else {
             0.0
         };
-        Hurdle {
+        Law {
             p,
             size,
             phi: self.size_phi,
@@ -324,66 +621,44 @@ impl PooledModel {
         }
     }
 
-    /// κ of the own-size blend chosen on the objective the forecast serves: over the inner
-    /// examples, stock every (series, origin) to its quantiles at [`LEVELS`] and take the κ
-    /// that needs the least stock for the fill rates of [`FILL_TARGETS`] (summed). `examples`
-    /// hold `inner` consecutive periods per (series, origin), in the order of `pasts`.
-    fn choose_kappa(&self, examples: &[Example], inner: usize, pasts: &[Vec<f64>]) -> f64 {
-        const NL: usize = LEVELS.len();
-        let stock_needed = |kappa: f64| -> f64 {
-            let (served, left, demand, periods) = examples
-                .par_chunks(inner)
-                .map(|group| {
-                    let z = &group[0].z;
-                    let mut x = [0f64; NX];
-                    x.copy_from_slice(&z[..NX]);
-                    let law = self.law(&x, z, pasts[group[0].past].clone(), kappa);
-                    let q = LEVELS.map(|p| law.quantile(p));
-                    let mut served = [0f64; NL];
-                    let mut left = [0f64; NL];
-                    let mut demand = 0.0;
-                    for e in group {
-                        demand += e.demand;
-                        for i in 0..NL {
-                            served[i] += e.demand.min(q[i]);
-                            left[i] += (q[i] - e.demand).max(0.0);
-                        }
-                    }
-                    (served, left, demand, group.len())
+    /// κ of the own-size blend by likelihood: the κ under which the inner examples' demands
+    /// are most probable (log score, a proper scoring rule). Ties keep the model's size law.
+    /// κ moves only the size law, so only the examples with demand are scored.
+    fn choose_kappa(&self, examples: &[Example], pasts: &[Vec<f64>]) -> f64 {
+        let neg_loglik = |kappa: f64| -> f64 {
+            -examples
+                .par_iter()
+                .filter(|e| e.demand > 0.0)
+                .map(|e| {
+                    let law = self.law(&e.z, &pasts[e.past], kappa);
+                    law.pmf(e.demand).max(1e-300).ln()
                 })
-                .reduce(
-                    || ([0f64; NL], [0f64; NL], 0.0, 0usize),
-                    |mut a, b| {
-                        for i in 0..NL {
-                            a.0[i] += b.0[i];
-                            a.1[i] += b.1[i];
-                        }
-                        (a.0, a.1, a.2 + b.2, a.3 + b.3)
-                    },
-                );
-            if demand <= 0.0 || periods == 0 {
-                return 0.0;
-            }
-            let fill = served.map(|s| s / demand);
-            let stock = left.map(|l| l / periods as f64);
-            FILL_TARGETS
-                .iter()
-                .map(|&t| stock_for_fill(&fill, &stock, t).unwrap_or(f64::INFINITY))
-                .sum()
+                .sum::<f64>()
         };
-        // Ties (e.g. no demand at all) keep the model's own size law.
-        let mut best = (stock_needed(f64::INFINITY), f64::INFINITY);
+        let mut best = (neg_loglik(f64::INFINITY), f64::INFINITY);
         for &kappa in &KAPPAS[..KAPPAS.len() - 1] {
-            let s = stock_needed(kappa);
+            let s = neg_loglik(kappa);
             if s < best.0 {
                 best = (s, kappa);
             }
         }
         best.1
     }
+
+    /// The level map from the PIT values P(D < d) of the inner examples under the fitted law.
+    fn calibrate(&self, examples: &[Example], pasts: &[Vec<f64>]) -> LevelMap {
+        let mut u: Vec<f64> = examples
+            .par_iter()
+            .map(|e| {
+                self.law(&e.z, &pasts[e.past], self.size_kappa)
+                    .cdf(e.demand - 1.0)
+            })
+            .collect();
+        LevelMap::from_pit(&mut u)
+    }
 }
 
-fn dot<const K: usize>(a: &[f64; K], b: &[f64]) -> f64 {
+fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
@@ -527,44 +802,64 @@ fn solve<const K: usize>(mut h: [[f64; K]; K], mut g: [f64; K]) -> Option<[f64; 
     Some(x)
 }
 
+/// One whole count y with its mean μ and ln μ.
+#[derive(Clone, Copy)]
+struct Count {
+    y: f64,
+    mu: f64,
+    ln_mu: f64,
+}
+
 /// NB2 log-likelihood of whole counts y with means μ and dispersion φ = 1/r, without the
 /// ln y! terms (free of μ and φ): Σ [Σ_{j<y} ln(r + j) + r ln(r/(r + μ)) + y ln(μ/(r + μ))].
-fn nb_loglik(pairs: &[(f64, f64)], phi: f64) -> f64 {
+/// The inner sums are read from one running table per φ: one logarithm per count.
+fn nb_loglik(counts: &[Count], phi: f64) -> f64 {
     let r = 1.0 / phi;
-    pairs
-        .iter()
-        .map(|&(y, mu)| {
-            let mut s = 0.0;
-            let mut j = 0.0;
-            while j < y {
-                s += (r + j).ln();
-                j += 1.0;
-            }
-            s + r * (r / (r + mu)).ln() + y * (mu / (r + mu)).ln()
+    let top = counts.iter().map(|c| c.y).fold(0.0, f64::max) as usize;
+    let mut below = Vec::with_capacity(top + 1);
+    let mut acc = 0.0;
+    for j in 0..=top {
+        below.push(acc);
+        acc += (r + j as f64).ln();
+    }
+    let ln_r = r.ln();
+    counts
+        .par_chunks(4096)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|c| {
+                    let l = (r + c.mu).ln();
+                    below[c.y as usize] + r * (ln_r - l) + c.y * (c.ln_mu - l)
+                })
+                .sum::<f64>()
         })
         .sum()
 }
 
-/// φ of the size law by maximum likelihood: golden-section search on ln φ ∈ [−5, 4].
+/// φ of the size law by maximum likelihood: golden-section search on ln φ ∈ [−5, 4], to a
+/// width of 10⁻⁵ in ln φ.
 fn fit_phi(sized: &[Example], beta: &[f64; NZ]) -> f64 {
     if sized.is_empty() {
         return 0.0;
     }
-    let pairs: Vec<(f64, f64)> = sized
+    let counts: Vec<Count> = sized
         .iter()
-        .map(|e| (e.demand, dot(&e.z, beta).min(40.0).exp().max(1e-9)))
+        .map(|e| {
+            let ln_mu = dot(&e.z, beta).min(40.0).max(1e-9f64.ln());
+            Count {
+                y: e.demand.max(0.0).round(),
+                mu: ln_mu.exp(),
+                ln_mu,
+            }
+        })
         .collect();
-    let f = |lphi: f64| -> f64 {
-        pairs
-            .par_chunks(4096)
-            .map(|c| nb_loglik(c, lphi.exp()))
-            .sum()
-    };
+    let f = |lphi: f64| nb_loglik(&counts, lphi.exp());
     let (mut a, mut b) = (-5.0f64, 4.0f64);
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
     let (mut fc, mut fd) = (f(c), f(d));
-    for _ in 0..40 {
+    for _ in 0..30 {
         if fc > fd {
             b = d;
             d = c;
@@ -627,6 +922,80 @@ mod tests {
     }
 
     #[test]
+    fn hurdle_cdf_by_hand() {
+        // p = .5, size 1 + geometric(mean 1): P(D ≤ 0) = .5, P(D ≤ 1) = .5 + .5·.5 = .75,
+        // P(D ≤ 2) = .5 + .5·.75 = .875.
+        let h = Hurdle {
+            p: 0.5,
+            size: 2.0,
+            phi: 1.0,
+            own_weight: 0.0,
+            own: vec![4.0, 4.0],
+        };
+        for (k, want) in [(-1.0, 0.0), (0.0, 0.5), (1.0, 0.75), (2.0, 0.875)] {
+            assert!((h.cdf(k) - want).abs() < 1e-12, "{k}: {}", h.cdf(k));
+        }
+        // Half own sizes {4, 4}: size CDF .25, .375, .4375 at 1, 2, 3, then .96875 at 4, so
+        // P(D ≤ 3) = .5 + .5·.4375 = .71875 and P(D ≤ 4) = .5 + .5·.96875 = .984375.
+        let h = Hurdle {
+            own_weight: 0.5,
+            ..h
+        };
+        assert!((h.cdf(3.0) - 0.71875).abs() < 1e-12);
+        assert!((h.cdf(4.0) - 0.984375).abs() < 1e-12);
+        // P(D = 0) = .5; P(D = 4) = .5·(.96875 − .4375) = .265625.
+        assert!((h.as_law().pmf(0.0) - 0.5).abs() < 1e-12);
+        assert!((h.as_law().pmf(4.0) - 0.265625).abs() < 1e-12);
+        // One walk for several levels gives what one walk per level gives.
+        let levels = [0.3, 0.6, 0.7, 0.9, 0.99];
+        assert_eq!(h.quantiles(&levels), levels.map(|l| h.quantile(l)));
+        assert_eq!(h.quantiles(&levels), [0.0, 1.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn level_map_by_hand() {
+        // 1,000 examples under one law P(0) = .6, P(1) = .3, P(2) = .07, P(3) = .03, with
+        // demands in exactly those shares: u = P(D < d) is 0 (600×), .6 (300×), .9 (70×),
+        // .97 (30×). Whole-unit quantiles can only cover 60, 90, 97 or 100 % of them.
+        let mut u: Vec<f64> = [(0.0, 600), (0.6, 300), (0.9, 70), (0.97, 30)]
+            .iter()
+            .flat_map(|&(v, n)| std::iter::repeat_n(v, n))
+            .collect();
+        let map = LevelMap::from_pit(&mut u);
+        // p = .9: 900 covered by any level in (.6, .9] → the midpoint .75, exact.
+        // p = .8: 800 lies between 600 and 900, nearer 900 → again .75.
+        // p = .95: 950 between 900 and 970, nearer 970 → midpoint of .9 and .97 = .935.
+        // p = .65: 650 nearer 600 → midpoint of 0 and .6 = .3 (quantile 0, 60 % covered).
+        for (p, want) in [(0.9, 0.75), (0.8, 0.75), (0.95, 0.935), (0.65, 0.3)] {
+            assert!(
+                (map.working(p) - want).abs() < 1e-12,
+                "{p}: {}",
+                map.working(p)
+            );
+        }
+        // The law reads those levels back as the right whole units.
+        let law = Hurdle {
+            p: 0.4,
+            size: 1.0,
+            phi: 0.0,
+            own_weight: 1.0,
+            own: vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        };
+        assert_eq!(law.quantile(map.working(0.9)), 1.0);
+        // Fewer than 20 examples above .99 (10 expected of 1,000): not tabulated; the tail
+        // keeps the exceedance ratio of the last tabulated level, p = .98 (980 between 970 and
+        // 1,000, nearer 970 → (.9 + .97)/2 = .935): 1 − (1 − .995)·(1 − .935)/(1 − .98) = .98375.
+        assert_eq!(map.nominal.last(), Some(&0.98));
+        assert!((map.working(0.98) - 0.935).abs() < 1e-12);
+        assert!((map.working(0.995) - 0.98375).abs() < 1e-12);
+        // Between grid levels: linear (.96 → 960 nearer 970 → .935; .97 → 970 → .935;
+        // .94 → 940 nearer 970 → .935; .93 → 930 nearer 900 → .75): .935 − .5·.185 = .8425.
+        assert!((map.working(0.935) - 0.8425).abs() < 1e-12);
+        // No examples: the identity.
+        assert_eq!(LevelMap::from_pit(&mut []).working(0.9), 0.9);
+    }
+
+    #[test]
     fn features_by_hand() {
         // h = 0, 2, 0, 4 with soft 0: last-3 mean 2, all mean 1.5, since 0, 2 demands of
         // mean size 3, largest 4, demand share .5.
@@ -640,6 +1009,10 @@ mod tests {
         assert!((z[NX] - 3f64.ln()).abs() < 1e-12);
         assert!((z[NX + 1] - 4f64.ln()).abs() < 1e-12);
         assert!((z[NX + 2] - 3f64.ln()).abs() < 1e-12);
+        assert_eq!(x[10], 0.0);
+        // No demand at all: the silence reads 0 and the indicator 1.
+        let (x, _) = features(&[0.0; 30], 0.05);
+        assert_eq!((x[5], x[10]), (0.0, 1.0));
         // Degenerate histories stay finite.
         for h in [&[][..], &[0.0; 5][..], &[7.0][..]] {
             let (x, z) = features(h, 0.05);
@@ -702,6 +1075,40 @@ mod tests {
         beta[0] = mean.ln();
         let phi = fit_phi(&ex, &beta);
         assert!((phi - 1.0).abs() < 0.1, "{phi}");
+    }
+
+    #[test]
+    fn the_bulk_forecast_is_predict_then_quantiles() {
+        // 300 series × 40 periods of demand every k-th period of size k (k = 1..=5, so every
+        // series has mean demand 1), the rest zero, and 20 silent ones; fit, then compare the
+        // allocation-free path with the law's own on histories of every kind, including one
+        // longer than the stack buffer.
+        let mut rows: Vec<Vec<f32>> = (0..300)
+            .map(|s| {
+                let k = 1 + s % 5;
+                (0..40)
+                    .map(|t| if (t + s) % k == 0 { k as f32 } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        rows.extend((0..20).map(|_| vec![0f32; 40]));
+        let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+        let model = PooledModel::fit(&refs, 12).unwrap();
+        assert!(model.levels.working(0.9) > 0.0 && model.levels.working(0.9) < 1.0);
+        let long: Vec<f32> = (0..300).map(|t| (t % 7) as f32).collect();
+        let levels = [0.5, 0.9, 0.95, 0.99];
+        for h in [
+            &rows[0][..],
+            &rows[3][..20],
+            &rows[310][..],
+            &[][..],
+            &long[..],
+        ] {
+            let law = model.predict(h);
+            let (mean, q) = model.forecast(h, &levels);
+            assert!((mean - law.mean()).abs() < 1e-12);
+            assert_eq!(q, model.quantiles(&law, &levels));
+        }
     }
 
     #[test]
