@@ -274,7 +274,8 @@ pub async fn dashboard(db: &Db, cache: &Cache) -> Result<Dashboard, ServiceError
     })
 }
 
-fn plan_fill(kpis_json: Option<&str>) -> Vec<(String, f64)> {
+/// The projected fill rate per tier from a plan run's stored KPIs.
+pub fn plan_fill(kpis_json: Option<&str>) -> Vec<(String, f64)> {
     let kpis: serde_json::Value = kpis_json
         .and_then(|k| serde_json::from_str(k).ok())
         .unwrap_or_default();

@@ -141,25 +141,11 @@ fn runs_table(lang: Lang, runs: &[plan_runs::PlanRunRow]) -> Markup {
 
 /// `exceed 97.0 % · above 95.1 %` from a run's stored KPIs.
 pub fn tier_fills(kpis_json: Option<&str>) -> String {
-    let kpis: Value = kpis_json
-        .and_then(|k| serde_json::from_str(k).ok())
-        .unwrap_or(Value::Null);
-    kpis["fill_rate_by_tier"]
-        .as_array()
-        .map(|tiers| {
-            tiers
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{} {}",
-                        t["tier"].as_str().unwrap_or("?"),
-                        percent(t["fill_rate"].as_f64().unwrap_or(0.0))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" · ")
-        })
-        .unwrap_or_default()
+    crate::kpi::plan_fill(kpis_json)
+        .iter()
+        .map(|(tier, fill)| format!("{tier} {}", percent(*fill)))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 pub async fn start_run(State(s): State<AppState>, ctx: Ctx, form: FormFields) -> PageResult {
