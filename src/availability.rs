@@ -98,7 +98,11 @@ impl<K: Hash + Eq, V: Clone> Expiring<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
@@ -141,7 +145,7 @@ impl Lookups {
         rule: &CodingRule,
         code: &str,
     ) -> Result<catalog::PartRef, ServiceError> {
-        if let Some(p) = self.parts.get(&code.to_owned()) {
+        if let Some(p) = self.parts.get(code) {
             return Ok(p);
         }
         let part = catalog::resolve_current(db, rule, code, Utc::now().date_naive())
@@ -152,7 +156,7 @@ impl Lookups {
     }
 
     async fn station(&self, db: &Db, code: &str) -> Result<StationRow, ServiceError> {
-        if let Some(s) = self.stations.get(&code.to_owned()) {
+        if let Some(s) = self.stations.get(code) {
             return Ok(s);
         }
         let mut conn = db.acquire().await?;

@@ -44,17 +44,52 @@ pub struct Board {
     pub excess: Vec<Excess>,
 }
 
+/// What both stock lists read, read once per board.
+struct Snapshot {
+    /// (part, location) → (on hand, available + in transit).
+    stock: HashMap<(i64, i64), (i64, i64)>,
+    /// location id → (code, kind, parent).
+    locations: HashMap<i64, (String, String, Option<i64>)>,
+    /// part id → (code, criticality).
+    parts: HashMap<i64, (String, String)>,
+}
+
+async fn snapshot(db: &Db) -> Result<Snapshot, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let stock = sql_fetch_all!(
+        (i64, i64, i64, i64),
+        conn.conn(),
+        "select part_id, location_id, on_hand, on_hand - reserved + in_transit from stock_balance"
+    )?
+    .into_iter()
+    .map(|(p, l, on_hand, usable)| ((p, l), (on_hand, usable)))
+    .collect();
+    let locations = sql_fetch_all!(
+        (i64, String, String, Option<i64>),
+        conn.conn(),
+        "select id, code, kind, parent_id from locations"
+    )?
+    .into_iter()
+    .map(|(id, code, kind, parent)| (id, (code, kind, parent)))
+    .collect();
+    let parts = sql_fetch_all!(
+        (i64, String, String),
+        conn.conn(),
+        "select id, code, criticality from parts"
+    )?
+    .into_iter()
+    .map(|(id, code, crit)| (id, (code, crit)))
+    .collect();
+    Ok(Snapshot {
+        stock,
+        locations,
+        parts,
+    })
+}
+
 /// The board, each list cut to its `limit` most important rows.
 pub async fn board(db: &Db, cache: &kpi::Cache, limit: i64) -> Result<Board, ServiceError> {
     let forecast_run = latest_forecast(db).await?;
-    let totals = match forecast_run {
-        Some(run) => Some(cache.run_totals(db, run).await?),
-        None => None,
-    };
-    let stockouts = match &totals {
-        Some(t) => stockouts(db, t, limit).await?,
-        None => Vec::new(),
-    };
     let mut over_limit: Vec<CreditAccount> = credit::accounts(db)
         .await?
         .into_iter()
@@ -62,9 +97,18 @@ pub async fn board(db: &Db, cache: &kpi::Cache, limit: i64) -> Result<Board, Ser
         .collect();
     over_limit.sort_by_key(|a| a.headroom_minor);
     over_limit.truncate(limit.max(0) as usize);
-    let excess = match &totals {
-        Some(t) => excess(db, t, limit).await?,
-        None => Vec::new(),
+    let (stockouts, excess) = match forecast_run {
+        Some(run) => {
+            let totals = cache.run_totals(db, run).await?;
+            let snap = snapshot(db).await?;
+            let coming = coming(db).await?;
+            let cost = catalog::cost_prices(db, Utc::now().date_naive()).await?;
+            (
+                stockouts(&totals, &snap, &coming, limit),
+                excess(&totals, &snap, &cost, limit),
+            )
+        }
+        None => (Vec::new(), Vec::new()),
     };
     Ok(Board {
         forecast_run,
@@ -84,51 +128,37 @@ async fn latest_forecast(db: &Db) -> Result<Option<i64>, ServiceError> {
     .map(|(id,)| id))
 }
 
-/// Station × part pairs whose available stock and goods in transit fall short of the first
-/// period's forecast mean, with nothing of the newest plan on its way: most critical first.
-async fn stockouts(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Stockout>, ServiceError> {
+/// (part, destination) of the newest plan's live proposals.
+async fn coming(db: &Db) -> Result<HashSet<(i64, i64)>, ServiceError> {
     let plan = proposals::latest_plan_run(db).await?.unwrap_or(0);
     let mut conn = db.acquire().await?;
-    let stock: HashMap<(i64, i64), i64> = sql_fetch_all!(
-        (i64, i64, i64),
-        conn.conn(),
-        "select part_id, location_id, on_hand - reserved + in_transit from stock_balance"
-    )?
-    .into_iter()
-    .map(|(p, l, a)| ((p, l), a))
-    .collect();
-    let coming: HashSet<(i64, i64)> = sql_fetch_all!(
+    Ok(sql_fetch_all!(
         (i64, i64),
         conn.conn(),
         "select distinct part_id, to_id from proposals where plan_run_id = $1 and status <> 'rejected'",
         plan
     )?
     .into_iter()
-    .collect();
-    let stations: HashMap<i64, String> = sql_fetch_all!(
-        (i64, String),
-        conn.conn(),
-        "select id, code from locations where kind = 'station'"
-    )?
-    .into_iter()
-    .collect();
-    let parts: HashMap<i64, (String, String)> = sql_fetch_all!(
-        (i64, String, String),
-        conn.conn(),
-        "select id, code, criticality from parts"
-    )?
-    .into_iter()
-    .map(|(id, code, crit)| (id, (code, crit)))
-    .collect();
+    .collect())
+}
+
+/// Station × part pairs whose available stock and goods in transit fall short of the first
+/// period's forecast mean, with nothing of the newest plan on its way: most critical first.
+fn stockouts(
+    totals: &RunTotals,
+    snap: &Snapshot,
+    coming: &HashSet<(i64, i64)>,
+    limit: i64,
+) -> Vec<Stockout> {
     let mut rows: Vec<Stockout> = totals
         .first
         .iter()
         .filter_map(|&(part, station, mean)| {
-            let available = stock.get(&(part, station)).copied().unwrap_or(0);
+            let available = snap.stock.get(&(part, station)).map_or(0, |s| s.1);
             let short = (available as f64) < mean && !coming.contains(&(part, station));
-            let (code, criticality) = parts.get(&part)?;
-            let station = stations.get(&station)?;
-            short.then(|| Stockout {
+            let (code, criticality) = snap.parts.get(&part)?;
+            let (station, kind, _) = snap.locations.get(&station)?;
+            (short && kind == "station").then(|| Stockout {
                 station: station.clone(),
                 part: code.clone(),
                 available,
@@ -145,70 +175,65 @@ async fn stockouts(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Stocko
             .then_with(|| a.part.cmp(&b.part))
     });
     rows.truncate(limit.max(0) as usize);
-    Ok(rows)
+    rows
 }
 
 /// Stock on hand beyond the horizon's forecast demand of everything a location serves
 /// (a station itself; a regional centre its stations; the central warehouse all), at cost.
-async fn excess(db: &Db, totals: &RunTotals, limit: i64) -> Result<Vec<Excess>, ServiceError> {
-    let demand: Vec<(i64, i64, f64)> = totals
-        .horizon
+fn excess(
+    totals: &RunTotals,
+    snap: &Snapshot,
+    cost: &HashMap<i64, i64>,
+    limit: i64,
+) -> Vec<Excess> {
+    let parents: HashMap<i64, Option<i64>> =
+        snap.locations.iter().map(|(&id, l)| (id, l.2)).collect();
+    let served = demand_served(&totals.horizon, &parents);
+    let mut rows: Vec<Excess> = snap
+        .stock
         .iter()
-        .map(|(&(part, station), &mean)| (part, station, mean))
-        .collect();
-    let mut conn = db.acquire().await?;
-    let parents: HashMap<i64, (String, Option<i64>)> = sql_fetch_all!(
-        (i64, String, Option<i64>),
-        conn.conn(),
-        "select id, code, parent_id from locations"
-    )?
-    .into_iter()
-    .map(|(id, code, parent)| (id, (code, parent)))
-    .collect();
-    let stock = sql_fetch_all!(
-        (i64, i64, String, i64),
-        conn.conn(),
-        "select b.part_id, b.location_id, pt.code, b.on_hand from stock_balance b
-         join parts pt on pt.id = b.part_id where b.on_hand > 0"
-    )?;
-    drop(conn);
-    let served = demand_served(&demand, &parents);
-    let cost = catalog::cost_prices(db, Utc::now().date_naive()).await?;
-    let mut rows: Vec<Excess> = stock
-        .into_iter()
-        .filter_map(|(part, location, code, on_hand)| {
+        .filter_map(|(&(part, location), &(on_hand, _))| {
             let need = served.get(&(part, location)).copied().unwrap_or(0.0);
             let extra = on_hand as f64 - need.ceil();
             let unit = cost.get(&part).copied().unwrap_or(0);
             (extra >= 1.0 && unit > 0).then(|| Excess {
-                location: parents
+                location: snap
+                    .locations
                     .get(&location)
+                    .map_or_else(String::new, |l| l.0.clone()),
+                part: snap
+                    .parts
+                    .get(&part)
                     .map_or_else(String::new, |p| p.0.clone()),
-                part: code,
                 on_hand,
                 horizon_demand: need,
                 excess_value_minor: extra as i64 * unit,
             })
         })
         .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.excess_value_minor));
+    rows.sort_by(|a, b| {
+        b.excess_value_minor
+            .cmp(&a.excess_value_minor)
+            .then_with(|| a.location.cmp(&b.location))
+            .then_with(|| a.part.cmp(&b.part))
+    });
     rows.truncate(limit.max(0) as usize);
-    Ok(rows)
+    rows
 }
 
 /// Each station's forecast, added to the station and every location above it.
 fn demand_served(
-    demand: &[(i64, i64, f64)],
-    parents: &HashMap<i64, (String, Option<i64>)>,
+    demand: &HashMap<(i64, i64), f64>,
+    parents: &HashMap<i64, Option<i64>>,
 ) -> HashMap<(i64, i64), f64> {
     let mut served = HashMap::new();
-    for &(part, station, mean) in demand {
+    for (&(part, station), &mean) in demand {
         let mut at = Some(station);
         // Bounded walk: the hierarchy is central → regional → station.
         for _ in 0..8 {
             let Some(loc) = at else { break };
             *served.entry((part, loc)).or_insert(0.0) += mean;
-            at = parents.get(&loc).and_then(|p| p.1);
+            at = parents.get(&loc).copied().flatten();
         }
     }
     served
@@ -220,15 +245,13 @@ mod tests {
 
     #[test]
     fn station_demand_rolls_up_to_its_region_and_the_centre() {
-        let parents: HashMap<i64, (String, Option<i64>)> = [
-            (1, ("C".into(), None)),
-            (2, ("R".into(), Some(1))),
-            (3, ("S1".into(), Some(2))),
-            (4, ("S2".into(), Some(2))),
-        ]
-        .into_iter()
-        .collect();
-        let served = demand_served(&[(7, 3, 2.0), (7, 4, 3.5)], &parents);
+        // 1 centre, 2 its region, 3 and 4 the region's stations.
+        let parents: HashMap<i64, Option<i64>> =
+            [(1, None), (2, Some(1)), (3, Some(2)), (4, Some(2))]
+                .into_iter()
+                .collect();
+        let demand: HashMap<(i64, i64), f64> = [((7, 3), 2.0), ((7, 4), 3.5)].into_iter().collect();
+        let served = demand_served(&demand, &parents);
         assert_eq!(served[&(7, 3)], 2.0);
         assert_eq!(served[&(7, 2)], 5.5);
         assert_eq!(served[&(7, 1)], 5.5);

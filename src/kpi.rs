@@ -65,6 +65,26 @@ pub struct Reach {
     pub pairs_reached: i64,
 }
 
+impl Reach {
+    /// Share of machines with all their class A parts within 24 hours.
+    pub fn unit_share(&self) -> f64 {
+        share(self.units_reached, self.units)
+    }
+
+    /// Share of machine × class A part pairs within 24 hours.
+    pub fn pair_share(&self) -> f64 {
+        share(self.pairs_reached, self.pairs)
+    }
+}
+
+fn share(part: i64, whole: i64) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64
+    } else {
+        0.0
+    }
+}
+
 /// The newest forecast against the months recorded since it was made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Accuracy {

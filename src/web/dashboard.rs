@@ -31,14 +31,14 @@ pub async fn show(State(s): State<AppState>, ctx: Ctx) -> PageResult {
             section.card #reach {
                 h2 { (lang.t("24 小时可达率", "24-hour reach")) }
                 @if let Some(r) = reach_total {
-                    p.big { (percent(share(r.units_reached, r.units))) }
+                    p.big { (percent(r.unit_share())) }
                     p.hint {
                         (lang.t("保有设备中，其全部 A 类关键件在本站或 1 天内可达地点有货的比例", "of installed machines whose class A parts are all in stock at their station or a location one day away"))
                         " (" (r.units_reached) " / " (r.units) "); "
-                        (lang.t("按设备×零件计", "by machine × part")) " " (percent(share(r.pairs_reached, r.pairs)))
+                        (lang.t("按设备×零件计", "by machine × part")) " " (percent(r.pair_share()))
                     }
                     (chart::bars(lang.t("各区域 24 小时可达率", "24-hour reach by region"),
-                        &d.reach.iter().skip(1).map(|r| (r.group.clone(), share(r.units_reached, r.units), percent(share(r.units_reached, r.units)))).collect::<Vec<_>>(), 1.0))
+                        &d.reach.iter().skip(1).map(|r| (r.group.clone(), r.unit_share(), percent(r.unit_share()))).collect::<Vec<_>>(), 1.0))
                 }
             }
             section.card #fill {
@@ -85,12 +85,4 @@ pub async fn show(State(s): State<AppState>, ctx: Ctx) -> PageResult {
         lang.t("总览", "Dashboard"),
         body,
     ))
-}
-
-fn share(part: i64, whole: i64) -> f64 {
-    if whole > 0 {
-        part as f64 / whole as f64
-    } else {
-        0.0
-    }
 }

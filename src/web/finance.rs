@@ -8,7 +8,6 @@ use super::chart;
 use super::layout::{csrf_field, page};
 use super::{fail, money, see_other, service_fail, Ctx, FormFields, Lang, PageResult, WebError};
 use crate::api::AppState;
-use crate::auth::Role;
 use crate::credit::{self, CreditAccount, LimitRequest};
 use crate::proposals::{self, Filter, ProposalView};
 
@@ -29,17 +28,16 @@ pub async fn board(State(s): State<AppState>, ctx: Ctx) -> PageResult {
     let requests = credit::limit_requests(&s.db, Some("pending"))
         .await
         .map_err(service_fail(lang))?;
-    let role = ctx.session.role();
     let body = html! {
         (totals(lang, &accounts))
         section.card #held {
             h2 { (lang.t("待财务审批的调拨", "Transfers awaiting finance")) " (" (held.len()) ")" }
-            (held_table(lang, &ctx, &held, &accounts, role == Role::Finance))
+            (held_table(lang, &ctx, &held, &accounts, ctx.may(super::FINANCE)))
         }
         section.card #limit-requests {
             h2 { (lang.t("额度调整申请", "Limit change requests")) " (" (requests.len()) ")" }
-            (requests_table(lang, &ctx, &requests, role == Role::Finance))
-            @if matches!(role, Role::Admin | Role::Planner) { (request_form(lang, &ctx)) }
+            (requests_table(lang, &ctx, &requests, ctx.may(super::FINANCE)))
+            @if ctx.may(super::PLANNING) { (request_form(lang, &ctx)) }
         }
         section.card #accounts {
             h2 { (lang.t("各服务站额度", "Accounts by station")) }
@@ -184,15 +182,19 @@ fn accounts_table(lang: Lang, accounts: &[CreditAccount]) -> Markup {
     }
 }
 
-fn decision(form: &FormFields) -> Result<bool, WebError> {
-    match form.get("decision") {
-        Some("approve") => Ok(true),
-        Some("reject") => Ok(false),
-        _ => Err(WebError::Invalid(
-            "decision".into(),
-            "must be approve or reject".into(),
-        )),
-    }
+/// A decision form: (approve?, the version it was read at).
+fn decision(form: &FormFields) -> Result<(bool, i64), WebError> {
+    let approve = match form.get("decision") {
+        Some("approve") => true,
+        Some("reject") => false,
+        _ => {
+            return Err(WebError::Invalid(
+                "decision".into(),
+                "must be approve or reject".into(),
+            ))
+        }
+    };
+    Ok((approve, form.int("version")?))
 }
 
 pub async fn decide_transfer(
@@ -202,8 +204,7 @@ pub async fn decide_transfer(
     form: FormFields,
 ) -> PageResult {
     let lang = ctx.lang;
-    let approve = decision(&form).map_err(fail(lang))?;
-    let version = form.int("version").map_err(fail(lang))?;
+    let (approve, version) = decision(&form).map_err(fail(lang))?;
     proposals::finance_decide(&s.db, &ctx.session.principal.actor(), id, version, approve)
         .await
         .map_err(service_fail(lang))?;
@@ -217,8 +218,7 @@ pub async fn decide_limit(
     form: FormFields,
 ) -> PageResult {
     let lang = ctx.lang;
-    let approve = decision(&form).map_err(fail(lang))?;
-    let version = form.int("version").map_err(fail(lang))?;
+    let (approve, version) = decision(&form).map_err(fail(lang))?;
     credit::decide_limit(&s.db, &ctx.session.principal.actor(), id, version, approve)
         .await
         .map_err(service_fail(lang))?;

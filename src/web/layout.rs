@@ -17,26 +17,24 @@ const JS: &str = include_str!("assets/app.js");
 /// The cookie that carries the sign-in form's token before there is a session.
 const PRE_COOKIE: &str = "sp_pre";
 
-pub async fn css() -> Response {
+/// An embedded asset; assets change only with the binary, so browsers may keep them.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        CSS,
+        body,
     )
         .into_response()
 }
 
+pub async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
 pub async fn js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        JS,
-    )
-        .into_response()
+    asset("text/javascript; charset=utf-8", JS)
 }
 
 /// A page without navigation (sign-in, errors).

@@ -28,7 +28,7 @@ use maud::{html, Markup};
 pub use i18n::Lang;
 pub use session::Session;
 
-use crate::api::{Access, AppState};
+use crate::api::{Access, ApiError, AppState};
 use crate::auth::Role;
 use crate::db::Db;
 use crate::service::ServiceError;
@@ -44,8 +44,8 @@ pub struct PageRoute {
 const ALL: &[Role] = &Role::ALL;
 /// Planning pages are read by finance and viewers too, as the API's plan reads are.
 const READ_PLANS: &[Role] = &[Role::Admin, Role::Planner, Role::Finance, Role::Viewer];
-const PLANNING: &[Role] = &[Role::Admin, Role::Planner];
-const FINANCE: &[Role] = &[Role::Finance];
+pub(crate) const PLANNING: &[Role] = &[Role::Admin, Role::Planner];
+pub(crate) const FINANCE: &[Role] = &[Role::Finance];
 const STATION_WRITE: &[Role] = &[Role::Admin, Role::Station];
 
 /// Every page and form action.
@@ -229,6 +229,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+impl Ctx {
+    /// Whether the caller has one of these roles: the page table's own role lists decide
+    /// which buttons a page shows, so a page never offers what the gate would refuse.
+    pub fn may(&self, roles: &[Role]) -> bool {
+        roles.contains(&self.session.role())
+    }
+}
+
 /// A posted form as its fields, in order (repeated names, e.g. selected rows, kept).
 pub struct FormFields(pub Vec<(String, String)>);
 
@@ -289,8 +297,6 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for FormFields {
 pub enum WebError {
     #[error("{0}: {1}")]
     Invalid(String, String),
-    #[error("not found: {0}")]
-    NotFound(String),
     #[error("forbidden")]
     Forbidden,
     #[error("the form token is missing or stale")]
@@ -300,67 +306,59 @@ pub enum WebError {
 }
 
 impl WebError {
-    fn status(&self) -> StatusCode {
-        match self {
-            WebError::Invalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            WebError::NotFound(_) => StatusCode::NOT_FOUND,
-            WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::Service(e) => match e {
-                ServiceError::Invalid { .. } | ServiceError::Stock(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
-                ServiceError::Conflict { .. } => StatusCode::CONFLICT,
-                ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
-                ServiceError::Db(_) | ServiceError::Internal(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            },
-        }
-    }
-
-    /// The message for the person in front of the page (internal details go to the log).
-    fn message(&self, lang: Lang) -> String {
-        match self {
-            WebError::Forbidden => lang
-                .t(
+    /// The status and the message for the person in front of the page. A service failure
+    /// gets the status the API gives it (one mapping for both front ends); internal
+    /// details go to the log, not the page.
+    fn status_and_message(self, lang: Lang) -> (StatusCode, String) {
+        let e = match self {
+            WebError::Invalid(..) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, self.to_string());
+            }
+            WebError::Forbidden => {
+                let why = lang.t(
                     "您的角色无权访问此页面。",
                     "Your role may not open this page.",
-                )
-                .to_owned(),
-            WebError::Csrf => lang
-                .t(
+                );
+                return (StatusCode::FORBIDDEN, why.to_owned());
+            }
+            WebError::Csrf => {
+                let why = lang.t(
                     "表单已过期或缺少校验令牌，请返回刷新后重试。",
                     "The form's token is missing or stale; go back, reload and try again.",
-                )
-                .to_owned(),
-            WebError::Service(ServiceError::Conflict { why, .. }) => format!(
-                "{} {why}",
+                );
+                return (StatusCode::FORBIDDEN, why.to_owned());
+            }
+            WebError::Service(e) => ApiError::from(e),
+        };
+        let status = e.status();
+        let message = match &e {
+            ApiError::Conflict { detail, .. } => format!(
+                "{} {detail}",
                 lang.t("数据已被他人修改：", "Changed by someone else meanwhile:")
             ),
-            WebError::Service(ServiceError::Db(_) | ServiceError::Internal(_)) => lang
-                .t(
+            _ if status.is_server_error() => {
+                tracing::error!(error = ?e, "web page failed");
+                lang.t(
                     "服务器内部错误，已记录。",
                     "Internal error; it has been logged.",
                 )
-                .to_owned(),
+                .to_owned()
+            }
             other => other.to_string(),
-        }
+        };
+        (status, message)
     }
 
     /// An error page with the right status.
     pub fn page(self, lang: Lang) -> Response {
-        let status = self.status();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "web page failed");
-        }
+        let (status, message) = self.status_and_message(lang);
         let body = layout::bare(
             lang,
             lang.t("出错了", "Something went wrong"),
             html! {
                 main #main {
                     h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
-                    p.error role="alert" data-status=(status.as_u16()) { (self.message(lang)) }
+                    p.error role="alert" data-status=(status.as_u16()) { (message) }
                     p { a href="/ui" { (lang.t("返回首页", "Back to the start page")) } }
                 }
             },

@@ -33,10 +33,7 @@ pub async fn runs(State(s): State<AppState>, ctx: Ctx) -> PageResult {
     let busy = jobs
         .iter()
         .any(|j| matches!(j.status.as_str(), "queued" | "running"));
-    let may_start = matches!(
-        ctx.session.role(),
-        crate::auth::Role::Admin | crate::auth::Role::Planner
-    );
+    let may_start = ctx.may(super::PLANNING);
     let body = html! {
         @if may_start {
             section.card {
@@ -246,10 +243,7 @@ pub async fn queue(State(s): State<AppState>, ctx: Ctx, uri: axum::http::Uri) ->
     let regions = crate::network::regions(&s.db)
         .await
         .map_err(|e| service_fail(lang)(e.into()))?;
-    let may_decide = matches!(
-        ctx.session.role(),
-        crate::auth::Role::Admin | crate::auth::Role::Planner
-    );
+    let may_decide = ctx.may(super::PLANNING);
     let shown = FilterView {
         f: &filter,
         run: q.plan_run,
@@ -584,10 +578,7 @@ pub async fn proposal(State(s): State<AppState>, ctx: Ctx, Path(id): Path<i64>) 
         .await
         .map_err(service_fail(lang))?;
     let p = &d.proposal;
-    let may_decide = matches!(
-        ctx.session.role(),
-        crate::auth::Role::Admin | crate::auth::Role::Planner
-    );
+    let may_decide = ctx.may(super::PLANNING);
     let editable = matches!(p.status.as_str(), "proposed" | "edited" | "approved");
     let title = format!("{} #{} · {}", lang.word(&p.kind), p.id, p.part_code);
     let body = html! {
