@@ -2,15 +2,16 @@
 //! station's own stock and expected arrivals, and recording issues and receipts.
 //!
 //! Availability is the hot path: the code resolves through its supersession chain (one
-//! indexed lookup per link), the station is one unique-key read, and the holders of the
-//! part are one indexed scan of `stock_balance` by part joined to their location and to the
-//! lane towards the station. Code resolutions and stations are reference data that change
-//! only by import: [`Lookups`] remembers them for a short while, so a repeated look-up is a
-//! single query, the holders.
+//! indexed lookup per link), the station and the lanes into it are two indexed reads, and
+//! the holders of the part are one indexed scan of `stock_balance` by part joined to their
+//! location. [`Lookups`] remembers all three; a part's holders only until a commit moves
+//! its stock, so a repeated look-up reads nothing and never shows stock a commit has
+//! changed (on PostgreSQL, a commit of another instance arrives within milliseconds by
+//! notification).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::audit::{self, Change};
 use crate::catalog::{self, CodingRule};
-use crate::db::Db;
+use crate::db::{Db, StockVersion};
 use crate::service::{location_id, page_limit, Page, ServiceError};
 use crate::stock::{self, Applied, Movement, MovementKind};
 use crate::units::Qty;
@@ -67,18 +68,9 @@ pub struct Source {
     pub eta_basis: String,
 }
 
-type Holder = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    f64,
-    f64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-);
+/// A location holding a part: (location id, code, kind, region, lat, lon, on hand, reserved,
+/// in transit).
+type Holder = (i64, String, String, Option<String>, f64, f64, i64, i64, i64);
 
 /// A map whose entries expire after a fixed time.
 struct Expiring<K, V> {
@@ -98,7 +90,8 @@ impl<K: Hash + Eq, V: Clone> Expiring<K, V> {
         }
     }
 
-    fn get<Q>(&self, key: &Q) -> Option<V>
+    /// The value, if younger than the time to live and `fresh` holds for it.
+    fn get_if<Q>(&self, key: &Q, fresh: impl FnOnce(&V) -> bool) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -106,8 +99,16 @@ impl<K: Hash + Eq, V: Clone> Expiring<K, V> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .filter(|(at, v)| at.elapsed() < self.ttl && fresh(v))
             .map(|(_, v)| v.clone())
+    }
+
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_if(key, |_| true)
     }
 
     fn put(&self, key: K, value: V) {
@@ -120,22 +121,37 @@ impl<K: Hash + Eq, V: Clone> Expiring<K, V> {
     }
 }
 
-/// A station as a look-up needs it: (id, kind, region, lat, lon).
-type StationRow = (i64, String, Option<String>, f64, f64);
+/// A station as a look-up needs it, with the lanes that lead to it.
+struct Station {
+    id: i64,
+    region: Option<String>,
+    lat: f64,
+    lon: f64,
+    /// Lead time in days of the lane from each location that has one to this station.
+    lanes_in: HashMap<i64, i64>,
+}
 
-/// Part-code resolutions and stations remembered for `ttl`: an import that supersedes a
-/// code or moves a station shows in look-ups within that time. Unknown codes and stations
-/// are never remembered, so a new one is found at once.
+/// The holders of a part, as read at a stock version.
+type Holders = (StockVersion, Arc<Vec<Holder>>);
+
+/// What availability look-ups remember. Code resolutions and stations (with their lanes)
+/// are reference data that change only by import: kept for `reference_ttl`, so an import
+/// that supersedes a code or moves a station shows within that time. Unknown codes and
+/// stations are never remembered, so a new one is found at once. A part's holders are kept
+/// until a commit moves that part's stock (see [`crate::db::StockVersions`]) or
+/// `stock_ttl` passes, whichever comes first; so a repeated look-up reads nothing.
 pub struct Lookups {
     parts: Expiring<String, catalog::PartRef>,
-    stations: Expiring<String, StationRow>,
+    stations: Expiring<String, Arc<Station>>,
+    holders: Expiring<i64, Holders>,
 }
 
 impl Lookups {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(reference_ttl: Duration, stock_ttl: Duration) -> Self {
         Lookups {
-            parts: Expiring::new(ttl),
-            stations: Expiring::new(ttl),
+            parts: Expiring::new(reference_ttl),
+            stations: Expiring::new(reference_ttl),
+            holders: Expiring::new(stock_ttl),
         }
     }
 
@@ -155,26 +171,61 @@ impl Lookups {
         Ok(part)
     }
 
-    async fn station(&self, db: &Db, code: &str) -> Result<StationRow, ServiceError> {
+    async fn station(&self, db: &Db, code: &str) -> Result<Arc<Station>, ServiceError> {
         if let Some(s) = self.stations.get(code) {
             return Ok(s);
         }
         let mut conn = db.acquire().await?;
-        let row = sql_fetch_optional!(
-            StationRow,
+        let (id, kind, region, lat, lon) = sql_fetch_optional!(
+            (i64, String, Option<String>, f64, f64),
             conn.conn(),
             "select id, kind, region, lat, lon from locations where code = $1",
             code
         )?
         .ok_or_else(|| ServiceError::not_found(format!("station '{code}'")))?;
-        if row.1 != "station" {
+        if kind != "station" {
             return Err(ServiceError::invalid(
                 "station",
-                format!("'{code}' is a {}, not a station", row.1),
+                format!("'{code}' is a {kind}, not a station"),
             ));
         }
-        self.stations.put(code.to_owned(), row.clone());
-        Ok(row)
+        let lanes_in = sql_fetch_all!(
+            (i64, i64),
+            conn.conn(),
+            "select from_id, lead_time_days from lanes where to_id = $1",
+            id
+        )?;
+        let station = Arc::new(Station {
+            id,
+            region,
+            lat,
+            lon,
+            lanes_in: lanes_in.into_iter().collect(),
+        });
+        self.stations.put(code.to_owned(), station.clone());
+        Ok(station)
+    }
+
+    /// Every location with stock of the part on hand or in transit.
+    async fn holders(&self, db: &Db, part_id: i64) -> Result<Arc<Vec<Holder>>, ServiceError> {
+        let versions = db.stock_versions();
+        let now = versions.of(part_id);
+        if let Some((_, holders)) = self.holders.get_if(&part_id, |(at, _)| *at == now) {
+            return Ok(holders);
+        }
+        // The version is read before the stock: a commit in between leaves the entry
+        // marked with the older version, so the next look-up reads again.
+        let mut conn = db.acquire().await?;
+        let holders = Arc::new(sql_fetch_all!(
+            Holder,
+            conn.conn(),
+            "select l.id, l.code, l.kind, l.region, l.lat, l.lon, b.on_hand, b.reserved, b.in_transit
+             from stock_balance b join locations l on l.id = b.location_id
+             where b.part_id = $1 and (b.on_hand > 0 or b.in_transit > 0)",
+            part_id
+        )?);
+        self.holders.put(part_id, (now, holders.clone()));
+        Ok(holders)
     }
 }
 
@@ -195,51 +246,40 @@ pub async fn availability(
     station_code: &str,
 ) -> Result<Availability, ServiceError> {
     let part = lookups.part(db, rule, part_code).await?;
-    let (station_id, _, region, lat, lon) = lookups.station(db, station_code).await?;
-    let mut conn = db.acquire().await?;
-    let holders = sql_fetch_all!(
-        Holder,
-        conn.conn(),
-        "select l.id, l.code, l.kind, l.region, l.lat, l.lon, b.on_hand, b.reserved, b.in_transit,
-                ln.lead_time_days
-         from stock_balance b join locations l on l.id = b.location_id
-         left join lanes ln on ln.from_id = b.location_id and ln.to_id = $2
-         where b.part_id = $1 and (b.on_hand > 0 or b.in_transit > 0 or b.location_id = $2)",
-        part.id,
-        station_id
-    )?;
+    let station = lookups.station(db, station_code).await?;
+    let holders = lookups.holders(db, part.id).await?;
     let mut own = OwnStock::default();
     let mut sources = Vec::new();
     let (mut regional_total, mut national_total) = (0, 0);
-    for (id, code, kind, loc_region, llat, llon, on_hand, reserved, in_transit, lane) in holders {
+    for (id, code, kind, loc_region, llat, llon, on_hand, reserved, in_transit) in holders.iter() {
         let available = on_hand - reserved;
         national_total += available;
-        if region.is_some() && loc_region == region {
+        if station.region.is_some() && *loc_region == station.region {
             regional_total += available;
         }
-        if id == station_id {
+        if *id == station.id {
             own = OwnStock {
-                on_hand,
-                reserved,
+                on_hand: *on_hand,
+                reserved: *reserved,
                 available,
-                in_transit,
+                in_transit: *in_transit,
             };
             continue;
         }
         if available <= 0 {
             continue;
         }
-        let (eta_days, eta_basis) = match lane {
-            Some(days) => (days, "lane"),
+        let (eta_days, eta_basis) = match station.lanes_in.get(id) {
+            Some(days) => (*days, "lane"),
             None => {
-                let km = haversine_km((llat, llon), (lat, lon));
+                let km = haversine_km((*llat, *llon), (station.lat, station.lon));
                 ((km / KM_PER_DAY).ceil() as i64 + HANDLING_DAYS, "distance")
             }
         };
         sources.push(Source {
-            location_code: code,
-            kind,
-            region: loc_region,
+            location_code: code.clone(),
+            kind: kind.clone(),
+            region: loc_region.clone(),
             available,
             eta_days,
             eta_basis: eta_basis.into(),

@@ -62,6 +62,10 @@ pub struct Config {
     /// How long availability look-ups remember a code's resolution and a station (an
     /// import's supersessions and station moves show within this).
     pub lookup_cache_ttl: Duration,
+    /// How long availability look-ups may keep a part's holders. Commits of this instance,
+    /// and on PostgreSQL of every instance, end an entry at once; the time bounds only what
+    /// no notice reaches (on SQLite, a write by another process such as a CLI import).
+    pub stock_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             job_time_limit: Duration::from_secs(600),
             token_cache_ttl: Duration::from_secs(30),
             lookup_cache_ttl: Duration::from_secs(30),
+            stock_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -539,11 +544,17 @@ pub fn router(db: Db, rule: CodingRule, config: &Config) -> Router {
 
 /// The shared state of one instance.
 pub fn state(db: Db, rule: CodingRule, config: &Config) -> AppState {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        db.follow_other_instances();
+    }
     AppState {
         jobs: JobRunner::new(db.clone(), config.models_dir.clone(), config.job_time_limit),
         db,
         rule: Arc::new(rule),
-        lookups: Arc::new(crate::availability::Lookups::new(config.lookup_cache_ttl)),
+        lookups: Arc::new(crate::availability::Lookups::new(
+            config.lookup_cache_ttl,
+            config.stock_cache_ttl,
+        )),
         insight: Arc::new(crate::kpi::Cache::default()),
         metrics: metrics_handle(),
     }

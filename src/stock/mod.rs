@@ -215,7 +215,10 @@ pub async fn append(tx: &mut Tx, movement: &Movement) -> Result<Applied, StockEr
         return replayed(tx.conn(), movement, kind, d).await;
     }
     match move_balance(tx, movement.part_id, movement.location_id, d).await {
-        Ok(balance) => Ok(Applied::Moved(balance)),
+        Ok(balance) => {
+            tx.stock_moved(movement.part_id);
+            Ok(Applied::Moved(balance))
+        }
         Err(e) => Err(negative_or_db(e, movement, kind)),
     }
 }

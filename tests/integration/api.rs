@@ -451,3 +451,62 @@ async fn credit_holds_a_transfer_until_finance_decides() {
     assert_eq!(account["committed_minor"], 6_000_000);
     assert_eq!(account["headroom_minor"], 5_000_000 - 6_000_000);
 }
+
+/// Availability look-ups remember a part's holders, but never past a commit that moves
+/// that part's stock: on the instance that committed, at once; on another instance of the
+/// same PostgreSQL database, by notification, well inside a cache lifetime made far too
+/// long to explain it; on SQLite, where a second pool stands for another process, when the
+/// entry's short lifetime ends.
+#[tokio::test]
+async fn availability_follows_stock_commits_of_this_and_other_instances() {
+    let api = Api::tiny().await;
+    let admin = api.token(Role::Admin, None).await;
+    let path = "/api/v1/availability?part=PT-MEC-000010&station=S001";
+    let own = |r: crate::api_support::Reply| r.json()["own"]["on_hand"].as_i64().unwrap_or(-1);
+    let receipt =
+        |key: &str| json!({"part_code": "PT-MEC-000010", "qty": 1, "idempotency_key": key});
+
+    // This instance: looked up (and remembered), then moved, then looked up again.
+    assert_eq!(own(api.get(path, &admin).await), 4);
+    let r = api
+        .post("/api/v1/stations/S001/receipts", &admin, receipt("here"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        own(api.get(path, &admin).await),
+        5,
+        "same instance sees its commit at once"
+    );
+
+    // Another instance, holding the part's holders in its cache when this one commits.
+    let postgres = api.db().backend() == spareplan::db::Backend::Postgres;
+    let stock_cache_ttl = if postgres {
+        std::time::Duration::from_secs(600)
+    } else {
+        std::time::Duration::from_millis(300)
+    };
+    let other = api
+        .other_instance(&spareplan::api::Config {
+            stock_cache_ttl,
+            ..crate::api_support::config()
+        })
+        .await;
+    assert_eq!(own(api.get_on(&other, path, &admin).await), 5);
+    let r = api
+        .post("/api/v1/stations/S001/receipts", &admin, receipt("there"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let started = std::time::Instant::now();
+    loop {
+        let seen = own(api.get_on(&other, path, &admin).await);
+        if seen == 6 {
+            break;
+        }
+        assert_eq!(seen, 5);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the other instance still shows 5 after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

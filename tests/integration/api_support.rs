@@ -101,6 +101,17 @@ impl Api {
             .0
     }
 
+    /// Another instance of the service on the same database: its own pool and caches.
+    pub async fn other_instance(&self, config: &Config) -> Router {
+        let db = Db::connect(&self.t.url).await.expect("second pool");
+        api::router(db, CodingRule::default(), config)
+    }
+
+    /// A GET answered by `app` (another instance) instead of this one.
+    pub async fn get_on(&self, app: &Router, path: &str, token: &str) -> Reply {
+        send(app, Method::GET, path, Some(token), None, Vec::new()).await
+    }
+
     pub async fn raw(
         &self,
         method: Method,
@@ -109,32 +120,7 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if let Some(ct) = content_type {
-            req = req.header(header::CONTENT_TYPE, ct);
-        }
-        let req = req.body(Body::from(body)).expect("request");
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = axum::body::to_bytes(res.into_body(), 64 << 20)
-            .await
-            .expect("body")
-            .to_vec();
-        Reply {
-            status,
-            content_type,
-            headers,
-            body,
-        }
+        send(&self.app, method, path, token, content_type, body).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -206,5 +192,41 @@ impl Api {
             .expect("transfer")
             .expect("id");
         (p, t)
+    }
+}
+
+async fn send(
+    app: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    let req = req.body(Body::from(body)).expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = axum::body::to_bytes(res.into_body(), 64 << 20)
+        .await
+        .expect("body")
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
     }
 }

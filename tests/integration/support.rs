@@ -45,7 +45,7 @@ pub async fn fresh_db() -> TestDb {
         let admin = Db::connect_without_migrating(&admin_url)
             .await
             .expect("PostgreSQL reachable");
-        if let Db::Postgres(pool) = &admin {
+        if let Some(pool) = admin.postgres_pool() {
             sqlx::query(&format!("create database {name}"))
                 .execute(pool)
                 .await
@@ -87,13 +87,12 @@ impl Drop for TestDb {
                     .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
-                        if let Ok(Db::Postgres(pool)) =
-                            Db::connect_without_migrating(&admin_url).await
-                        {
+                        let admin = Db::connect_without_migrating(&admin_url).await;
+                        if let Some(pool) = admin.as_ref().ok().and_then(Db::postgres_pool) {
                             let _ = sqlx::query(&format!(
                                 "drop database if exists {name} with (force)"
                             ))
-                            .execute(&pool)
+                            .execute(pool)
                             .await;
                         }
                     });
