@@ -583,6 +583,7 @@ fn router_with(state: AppState, config: &Config) -> Router {
     let app = app.merge(crate::web::router(&state.db));
     let request_id = HeaderName::from_static("x-request-id");
     app.fallback(|| async { ApiError::NotFound("this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(config.json_limit))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -292,6 +292,16 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
     api.post("/api/v1/forecast-runs", &planner, json!({"horizon": 0}))
         .await
         .assert_problem(422, "horizon");
+    // A method the path does not answer is a problem document too.
+    api.raw(
+        Method::DELETE,
+        "/api/v1/availability?part=PT-MEC-000010&station=S001",
+        Some(&planner),
+        None,
+        Vec::new(),
+    )
+    .await
+    .assert_problem(405, "");
     // Uploads: oversize, wrong type, bad rows (every one reported).
     let big = vec![b'x'; (256 << 10) + 1];
     api.raw(
