@@ -30,14 +30,18 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # PROFILE=debug skips the release build (for checking the script, not for figures).
+# SPAREPLAN_BIN=path measures that binary as it is (e.g. a copy, when other worktrees share
+# the target dir and may relink its binary mid-run).
 PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then
-    cargo build --release --quiet --bin spareplan
-else
-    cargo build --quiet --bin spareplan
-fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET/$PROFILE/spareplan"
+BIN=${SPAREPLAN_BIN:-$TARGET/$PROFILE/spareplan}
+if [ -z "${SPAREPLAN_BIN:-}" ]; then
+    if [ "$PROFILE" = release ]; then
+        cargo build --release --quiet --bin spareplan
+    else
+        cargo build --quiet --bin spareplan
+    fi
+fi
 WORK=$(mktemp -d)
 SERVER=""
 cleanup() {
