@@ -210,7 +210,10 @@ impl Lookups {
     async fn holders(&self, db: &Db, part_id: i64) -> Result<Arc<Vec<Holder>>, ServiceError> {
         let versions = db.stock_versions();
         let now = versions.of(part_id);
-        if let Some((_, holders)) = self.holders.get_if(&part_id, |(at, _)| *at == now) {
+        if let Some((_, holders)) = self
+            .holders
+            .get_if(&part_id, |(read_at, _)| *read_at == now)
+        {
             return Ok(holders);
         }
         // The version is read before the stock: a commit in between leaves the entry

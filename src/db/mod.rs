@@ -92,23 +92,21 @@ pub struct StockVersion(u64, u64);
 
 impl StockVersions {
     pub fn of(&self, part_id: i64) -> StockVersion {
-        let part = self
-            .parts
-            .lock()
-            .map(|parts| parts.get(&part_id).copied().unwrap_or(0))
-            .unwrap_or(u64::MAX);
+        let part = self.parts().get(&part_id).copied().unwrap_or(0);
         StockVersion(self.everything.load(Ordering::Acquire), part)
     }
 
     pub fn moved(&self, part_ids: &[i64]) {
-        match self.parts.lock() {
-            Ok(mut parts) => {
-                for id in part_ids {
-                    *parts.entry(*id).or_insert(0) += 1;
-                }
-            }
-            Err(_) => self.moved_everything(),
+        let mut parts = self.parts();
+        for id in part_ids {
+            *parts.entry(*id).or_insert(0) += 1;
         }
+    }
+
+    /// The map stays consistent whatever panicked while holding it (each change is one
+    /// increment), so a poisoned lock is simply taken over.
+    fn parts(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u64>> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn moved_everything(&self) {
