@@ -9,7 +9,8 @@
 //! location a reorder point `min = mean demand over the lead time + safety stock` (same
 //! gamma method and service target as the plan) and `max = min + EOQ`; when the position
 //! drops to `min` it orders up to `max`. Both order from the parent (the receiving central
-//! orders from the supplier), stations first, parents ship what they have; unmet demand is
+//! orders from the supplier, first, so a buy due within the period can ship on), then the
+//! stations deepest first; parents ship what they have; unmet demand is
 //! lost. Lateral moves are not replayed (the baseline has none).
 
 use serde::Serialize;
@@ -259,9 +260,12 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
     let tier = Tier::ALL.iter().position(|t| *t == b.tier).unwrap_or(2);
     let mut on_hand = b.on_hand.clone();
     let mut arriving = b.pipeline.clone();
-    // Stations (deepest) order first, so parents ship from what they hold.
-    let mut order: Vec<usize> = (0..n).collect();
+    // The supplier's customer orders first, so that a buy with a lead time under half a
+    // period can be shipped on in the same period, as the LP allows. Then the stations
+    // (deepest first) pull from their parents, so parents ship from what they hold.
+    let mut order: Vec<usize> = (0..n).filter(|&l| l != b.receive).collect();
     order.sort_by_key(|&l| std::cmp::Reverse(depth(b, l)));
+    order.insert(0, b.receive);
     let below = echelons(b);
     for t in 0..t_n {
         for l in 0..n {
@@ -279,7 +283,10 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
                         .iter()
                         .map(|&m| on_hand[m] + arriving[m][t + 1..].iter().sum::<f64>())
                         .sum();
-                    (echelon_level - echelon_position).round().max(0.0)
+                    // Whole units rounded up, as the baseline orders (it used to round to
+                    // nearest, which left a level under half a unit at nothing); the 1e-6
+                    // keeps a level the LP met exactly from ordering one unit more.
+                    (echelon_level - echelon_position - 1e-6).ceil().max(0.0)
                 }
                 Rule::MinMax(mm) => {
                     let (min, max) = mm[l];
@@ -295,19 +302,13 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
             }
             if l == b.receive {
                 acc.purchase += want * b.unit_cost;
-                if t + b.lead < t_n {
-                    arriving[l][t + b.lead] += want;
-                }
+                deliver(&mut on_hand[l], &mut arriving[l], t, b.lead, want);
             } else if let Some(k) = b.parent_lane[l] {
                 let lane = &b.lanes[k];
                 let q = want.min(on_hand[lane.from]).max(0.0);
                 on_hand[lane.from] -= q;
                 acc.transport += q * lane.cost;
-                if lane.offset == 0 {
-                    on_hand[l] += q;
-                } else if t + lane.offset < t_n {
-                    arriving[l][t + lane.offset] += q;
-                }
+                deliver(&mut on_hand[l], &mut arriving[l], t, lane.offset, q);
             }
         }
         for l in 0..n {
@@ -323,6 +324,17 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
             acc.holding += on_hand[l] * b.hold;
             acc.stock_value += on_hand[l] * b.unit_cost;
         }
+    }
+}
+
+/// Books `qty` sent in period `t` to arrive `offset` periods later. This period's arrivals
+/// are already on hand when orders are placed, so a same-period delivery (a supplier or lane
+/// lead time under half a period) goes straight on hand; one due after the horizon is gone.
+fn deliver(on_hand: &mut f64, arriving: &mut [f64], t: usize, offset: usize, qty: f64) {
+    if offset == 0 {
+        *on_hand += qty;
+    } else if let Some(due) = arriving.get_mut(t + offset) {
+        *due += qty;
     }
 }
 
