@@ -76,6 +76,9 @@ pub struct Point {
     pub baseline_value_at_plan_fill: Option<f64>,
     /// `1 − plan value / that baseline value`.
     pub saving_at_equal_fill: Option<f64>,
+    /// Baseline fill rate interpolated at the plan's stock value, when the baseline's curve
+    /// spans it: the other reading of the trade-off (equal money, whose fill is higher).
+    pub baseline_fill_at_plan_value: Option<f64>,
 }
 
 /// The trade-off over several targets.
@@ -129,6 +132,7 @@ pub fn compare(
                 baseline: Outcome::mean(&run(&Policy::MinMax)),
                 baseline_value_at_plan_fill: None,
                 saving_at_equal_fill: None,
+                baseline_fill_at_plan_value: None,
             }
         })
         .collect();
@@ -155,7 +159,10 @@ pub fn compare(
         }
         c
     };
+    // The frontier's values never fall as fill rises, so read by value it is sorted too.
+    let by_value: Vec<(f64, f64)> = curve.iter().map(|&(fill, value)| (value, fill)).collect();
     for p in &mut points {
+        p.baseline_fill_at_plan_value = interpolate(&by_value, p.plan.average_stock_value);
         p.baseline_value_at_plan_fill = interpolate(&curve, p.plan.fill_rate);
         p.saving_at_equal_fill = p
             .baseline_value_at_plan_fill
@@ -200,11 +207,11 @@ impl Comparison {
         );
         let _ = writeln!(
             s,
-            "{:>6} | {:>8} {:>6} {:>6} {:>6} {:>9} {:>13} {:>13} | {:>8} {:>6} {:>6} {:>6} {:>9} {:>13} {:>13} | {:>13} {:>7}",
+            "{:>6} | {:>8} {:>6} {:>6} {:>6} {:>9} {:>13} {:>13} | {:>8} {:>6} {:>6} {:>6} {:>9} {:>13} {:>13} | {:>13} {:>7} | {:>13}",
             "target",
             "plan fill", "exceed", "above", "meet", "stockouts", "stock value", "cost",
             "min/max", "exceed", "above", "meet", "stockouts", "stock value", "cost",
-            "mm value@fill", "saving"
+            "mm value@fill", "saving", "mm fill@value"
         );
         for p in &self.points {
             let o = |o: &Outcome| {
@@ -221,7 +228,7 @@ impl Comparison {
             };
             let _ = writeln!(
                 s,
-                "{:>6.3} | {} | {} | {:>13} {:>7}{}",
+                "{:>6.3} | {} | {} | {:>13} {:>7} | {:>13}{}",
                 p.target,
                 o(&p.plan),
                 o(&p.baseline),
@@ -229,6 +236,8 @@ impl Comparison {
                     .map_or("outside".to_owned(), |v| format!("{v:.0}")),
                 p.saving_at_equal_fill
                     .map_or("-".to_owned(), |v| format!("{:.1}%", 100.0 * v)),
+                p.baseline_fill_at_plan_value
+                    .map_or("outside".to_owned(), |v| format!("{v:.4}")),
                 if p.plan_status == PlanStatus::Optimal {
                     String::new()
                 } else {

@@ -8,9 +8,9 @@
 //! where it ran below, less. The baseline is what Odoo/ERPNext users run: per part ×
 //! location a reorder point `min = mean demand over the lead time + safety stock` (same
 //! gamma method and service target as the plan) and `max = min + EOQ`; when the position
-//! drops to `min` it orders up to `max`. Both order from the parent (the receiving central
-//! orders from the supplier, first, so a buy due within the period can ship on), then the
-//! stations deepest first; parents ship what they have; unmet demand is
+//! drops to `min` it orders up to `max`. Both order from the parent, top down within a
+//! period (the receiving central from the supplier first, stations last), so what a parent
+//! receives can ship on the same period; parents ship what they have; unmet demand is
 //! lost. Lateral moves are not replayed (the baseline has none).
 
 use serde::Serialize;
@@ -260,11 +260,12 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
     let tier = Tier::ALL.iter().position(|t| *t == b.tier).unwrap_or(2);
     let mut on_hand = b.on_hand.clone();
     let mut arriving = b.pipeline.clone();
-    // The supplier's customer orders first, so that a buy with a lead time under half a
-    // period can be shipped on in the same period, as the LP allows. Then the stations
-    // (deepest first) pull from their parents, so parents ship from what they hold.
+    // Top down: the supplier's customer orders first, then each location pulls from its
+    // parent after the parent's own receipt, so a buy or shipment due within the period
+    // can be passed on in the same period, as the LP allows (bottom-up, a station pulled
+    // before its regional was restocked, and a pass-through regional starved it).
     let mut order: Vec<usize> = (0..n).filter(|&l| l != b.receive).collect();
-    order.sort_by_key(|&l| std::cmp::Reverse(depth(b, l)));
+    order.sort_by_key(|&l| depth(b, l));
     order.insert(0, b.receive);
     let below = echelons(b);
     for t in 0..t_n {
