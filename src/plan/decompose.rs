@@ -190,13 +190,17 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             centre = sep;
         }
         let gap = (duals.value - best_bound).max(0.0) / duals.value.abs().max(1.0);
-        if std::env::var_os("SPAREPLAN_DW_DEBUG").is_some() {
-            let binding = duals.pi.iter().filter(|p| **p > 1e-9).count();
-            eprintln!(
-                "round {iterations}: master {:.1} bound {best_bound:.1} gap {gap:.5} priced {} added {added} binding rows {binding}/{} at {:.1} s",
-                duals.value, priced.len(), links.len(), started.elapsed().as_secs_f64()
-            );
-        }
+        tracing::debug!(
+            round = iterations,
+            master = duals.value,
+            bound = best_bound,
+            gap,
+            priced = priced.len(),
+            added,
+            binding = duals.pi.iter().filter(|p| **p > 1e-9).count(),
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "decomposition round"
+        );
         let timed_out = started.elapsed().as_secs_f64() > model.solver.time_limit_s;
         let mispriced = added == 0 && alpha > 0.0 && gap > model.solver.dw_gap;
         let done = gap <= model.solver.dw_gap || (added == 0 && !mispriced);
@@ -216,6 +220,10 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         )));
     };
     let infeasible = infeasible_families(links, &duals.slack);
+    if !infeasible.is_empty() && finish == Finish::TimeLimit {
+        // Slack still in use when time ran out says only that no feasible mix was found yet.
+        return Err(DwFail::Other(Fail::TimeLimitNoSolution));
+    }
     if !infeasible.is_empty() {
         return Err(DwFail::Infeasible(infeasible));
     }
@@ -417,13 +425,11 @@ impl Master {
             return Err(Fail::Solver(format!("master: {:?}", solved.status())));
         }
         let value = solved.objective_value();
-        if std::env::var_os("SPAREPLAN_DW_DEBUG").is_some() {
-            eprintln!(
-                "master: {} cols, {} simplex iterations",
-                self.cols.len(),
-                solved.simplex_iteration_count()
-            );
-        }
+        tracing::debug!(
+            columns = self.cols.len(),
+            iterations = solved.simplex_iteration_count(),
+            "decomposition master solved"
+        );
         let sol = solved.get_solution();
         self.model = Some(Model::from(solved));
         let lambda = sol.columns().to_vec();
