@@ -79,7 +79,7 @@ impl BlockNet {
                 arc(&mut net, a, b, f64::INFINITY, Role::Move(k, t));
             }
         }
-        for l in 0..n {
+        for (l, hub) in hubs.iter().enumerate() {
             for t in 0..t_n {
                 let next = if t + 1 < t_n { node(l, t + 1) } else { outside };
                 let ss = block.ss[l][t];
@@ -95,13 +95,13 @@ impl BlockNet {
                 );
                 let d = block.demand[l][t];
                 if d > 0.0 {
-                    let from = hubs[l].unwrap_or(outside);
+                    let from = hub.unwrap_or(outside);
                     arc(&mut net, from, node(l, t), d, Role::Short(l, t));
                 }
                 let opening = if t == 0 { block.on_hand[l] } else { 0.0 };
                 net.supply[node(l, t)] = opening + block.pipeline[l][t] - d;
             }
-            if let (Some(h), Some(cap)) = (hubs[l], block.max_short[l]) {
+            if let (Some(h), Some(cap)) = (*hub, block.max_short[l]) {
                 arc(&mut net, outside, h, cap, Role::Hub);
             }
         }
