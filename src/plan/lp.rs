@@ -354,6 +354,21 @@ impl Prices {
     }
 }
 
+impl Prices {
+    /// What `flows` pays at these prices (the priced part of a block's objective).
+    pub fn cost_of(&self, flows: &Flows) -> f64 {
+        let buy: f64 = self.buy.iter().zip(&flows.buy).map(|(p, q)| p * q).sum();
+        let inv: f64 = self
+            .inv
+            .iter()
+            .zip(&flows.inv)
+            .flat_map(|(p, q)| p.iter().zip(q))
+            .map(|(p, q)| p * q)
+            .sum();
+        buy + inv
+    }
+}
+
 /// Objective of one block, major units.
 pub fn objective(block: &Block, bv: &BlockVars, prices: Option<&Prices>) -> Expression {
     let t_n = block.periods();

@@ -13,11 +13,13 @@
 //! and checks; [`result`] writes proposals with reasons; [`simulate`] replays realised
 //! demand against the plan and against a min/max baseline.
 
+pub mod blockflow;
 pub mod compare;
 pub mod decompose;
 pub mod instance;
 pub mod lp;
 pub mod model;
+pub mod netsimplex;
 pub mod prepare;
 pub mod repair;
 pub mod result;

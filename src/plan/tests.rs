@@ -549,3 +549,44 @@ fn replaying_the_forecast_itself_reproduces_the_plans_own_fill() {
         );
     }
 }
+
+#[test]
+fn a_block_as_a_network_has_the_lp_optimum_at_any_prices() {
+    // Every block of random networks, with safety stock, end credit and hard service on or
+    // off, solved as a min-cost flow and as HiGHS's LP at zero and at random prices on the
+    // linking terms: same priced optimum (the network simplex is exact, not a heuristic).
+    for seed in 0..6u64 {
+        let syn = synthetic::generate(4 + seed as usize, 10, 6, 300 + seed);
+        let mut m = synthetic_model(false, 0.6, syn.monthly_consumption_value, Method::Monolith);
+        m.active.hard_service = seed % 2 == 1;
+        let blocks = prepare::blocks(&m, &syn.instance);
+        let links = LinkRows::new(&m, &syn.instance, &[]);
+        let mut state = seed + 1;
+        let mut rand = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let pi: Vec<f64> = (0..links.len()).map(|_| 3.0 * rand()).collect();
+        for b in &blocks {
+            let priced = lp::Prices::for_block(&links, b, &pi);
+            for prices in [None, Some(&priced)] {
+                let lp_value = lp::solve_block(&m, b, prices, Mode::Lp).map(|(_, v)| v);
+                let net = blockflow::solve_block(b, prices, None).map(|(f, _)| {
+                    let use_cost = prices.map_or(0.0, |p| p.cost_of(&f));
+                    lp::costs(b, &f).total() + use_cost
+                });
+                match (lp_value, net) {
+                    (Ok(a), Ok(b)) => assert!(
+                        (a - b).abs() <= 1e-6 * (1.0 + a.abs()),
+                        "seed {seed} priced {}: LP {a} vs network {b}",
+                        prices.is_some()
+                    ),
+                    (Err(_), Err(_)) => {}
+                    (a, b) => panic!("seed {seed}: LP {a:?} vs network {b:?}"),
+                }
+            }
+        }
+    }
+}
