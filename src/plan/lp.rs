@@ -352,9 +352,7 @@ impl Prices {
         }
         p
     }
-}
 
-impl Prices {
     /// What `flows` pays at these prices (the priced part of a block's objective).
     pub fn cost_of(&self, flows: &Flows) -> f64 {
         let buy: f64 = self.buy.iter().zip(&flows.buy).map(|(p, q)| p * q).sum();

@@ -264,9 +264,8 @@ fn replay(b: &Block, demand: &[Vec<f64>], rule: &Rule, acc: &mut Acc) {
     // parent after the parent's own receipt, so a buy or shipment due within the period
     // can be passed on in the same period, as the LP allows (bottom-up, a station pulled
     // before its regional was restocked, and a pass-through regional starved it).
-    let mut order: Vec<usize> = (0..n).filter(|&l| l != b.receive).collect();
-    order.sort_by_key(|&l| depth(b, l));
-    order.insert(0, b.receive);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&l| (l != b.receive, depth(b, l)));
     let below = echelons(b);
     for t in 0..t_n {
         for l in 0..n {
