@@ -1,10 +1,12 @@
 //! Dantzig–Wolfe decomposition over parts (DESIGN §6, "Scale").
 //!
 //! The LP is block-diagonal by part; only the budget, capacity and credit rows link parts.
-//! The master holds the linking rows, one convexity row per part, and as columns whole
-//! per-part plans; each round prices every part touching a row with a positive dual at the
-//! master's duals (blocks solved in parallel with rayon), adds the improving plans, and
-//! stops when the Lagrangian bound certifies the relative gap `solver.dw_gap`.
+//! The master holds one convexity row per part, the linking rows that its plans would break
+//! (entered lazily, see [`Master`]), and as columns whole per-part plans; each round prices
+//! every part touching a row with a positive dual at the master's duals (blocks solved in
+//! parallel with rayon), adds the improving plans, and stops when the Lagrangian bound
+//! certifies the relative gap `solver.dw_gap`. The first round offers each part two plans:
+//! its unpriced optimum and its plan at the slack penalties (the least use of the rows).
 //! Every linking row has an elastic slack with a large penalty, so the master is always
 //! feasible; a slack left positive at the end names the infeasible family.
 //!
@@ -16,17 +18,17 @@
 //! Each part's block is a min-cost flow ([`super::blockflow`]), priced by the network
 //! simplex from the basis of its previous round (only arc costs change between rounds, so
 //! that basis stays feasible and a few pivots re-optimise it). The master lives in one
-//! HiGHS instance for the whole run: new plans are added as columns and HiGHS re-solves
-//! from its last basis instead of rebuilding the LP every round. A plan left out of the
-//! master's solution for [`RETIRE_AFTER`] rounds in a row is retired (fixed at zero, its
-//! flows dropped) so memory stays bounded by the plans in use.
+//! HiGHS instance for the whole run ([`super::highs_lp`]): new plans are added as columns
+//! and HiGHS re-solves from its last basis instead of rebuilding the LP every round. A plan
+//! left out of the master's solution for [`RETIRE_AFTER`] rounds in a row is deleted from
+//! it, so the simplex and the memory carry only the plans in use.
 
 use std::time::Instant;
 
-use highs::{Col, ColProblem, HighsModelStatus, Model, Row, Sense};
 use rayon::prelude::*;
 
 use super::blockflow;
+use super::highs_lp::HighsLp;
 use super::lp::{self, Fail, Family, Finish, Flows, LinkRows, Prices};
 use super::model::PlanModel;
 use super::netsimplex::Basis;
@@ -35,17 +37,20 @@ use super::prepare::Block;
 /// Weight of the stability centre in the pricing duals.
 const SMOOTHING: f64 = 0.7;
 
-/// Rounds a plan may stay out of the master's solution before it is retired.
-const RETIRE_AFTER: usize = 5;
+/// Rounds a plan may stay out of the master's solution before it is retired. Measured at
+/// 60 × 800 (`cargo bench --bench plan`): 5 rounds 21.7 s, 3 rounds 13.3 s, 2 rounds 10.1 s
+/// to a 0.1 % gap; 1 round drops plans the master still needs and stalls at 3 %.
+const RETIRE_AFTER: usize = 2;
 
 /// A per-part plan offered to the master.
 struct Column {
     cost: f64,
     usage: Vec<(usize, f64)>,
-    /// `None` once retired.
-    flows: Option<Flows>,
-    /// Index of the plan's column in the master.
+    flows: Flows,
+    /// Position of the plan's column in the master.
     col: usize,
+    /// Its weight in the last master solution (zero until it has been in one).
+    weight: f64,
     idle: usize,
 }
 
@@ -110,7 +115,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         .map_err(DwFail::Other)?;
     profile.pricing_wall_ms += lp::ms(started);
     let penalty = slack_penalty(blocks, links);
-    let mut master = Master::new(blocks.len(), links, &penalty);
+    let mut master = Master::new(blocks.len(), links, penalty.clone());
     let base_value: Vec<f64> = first.iter().map(|p| p.value).collect();
     let mut bases: Vec<Basis> = Vec::with_capacity(blocks.len());
     let mut columns: Vec<Vec<Column>> = Vec::with_capacity(blocks.len());
@@ -121,8 +126,31 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         columns.push(vec![col]);
         bases.push(priced.basis);
     }
-    profile.columns = blocks.len();
+    let broken = master.broken_rows(&columns, None);
     let touching = touching_rows(blocks, links);
+    // A second first plan per part, priced at the slack penalties: the plan using least of
+    // the linking rows. Together they usually make the first master feasible without its
+    // slacks, so its duals are prices of the rows rather than echoes of the penalties (an
+    // infeasible first master costs a long second solve and several wasted rounds).
+    let frugal_started = Instant::now();
+    let frugal: Vec<(usize, Priced)> = (0..blocks.len())
+        .into_par_iter()
+        .filter(|&p| !touching[p].is_empty())
+        .map(|p| {
+            let prices = Prices::for_block(links, &blocks[p], &penalty);
+            price(links, &blocks[p], Some(&prices), Some(&bases[p])).map(|c| (p, c))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(DwFail::Other)?;
+    profile.pricing_wall_ms += lp::ms(frugal_started);
+    for (p, priced) in frugal {
+        profile.add(priced.timing);
+        let mut col = priced.column;
+        col.col = master.add(p, col.cost, &col.usage);
+        columns[p].push(col);
+    }
+    master.activate(&broken, &columns);
+    profile.columns = columns.iter().map(Vec::len).sum();
     let mut out = None;
     let mut iterations = 0;
     let mut finish = Finish::Optimal;
@@ -139,9 +167,11 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     while iterations < model.solver.dw_max_iterations {
         iterations += 1;
         let master_started = Instant::now();
-        let duals = master.solve().map_err(DwFail::Other)?;
+        let duals = master
+            .solve_with_rows(&mut columns)
+            .map_err(DwFail::Other)?;
         profile.master_ms += lp::ms(master_started);
-        profile.retired += retire_idle(&mut columns, &mut master, &duals.lambda);
+        profile.retired += retire_idle(&mut columns, &mut master);
         let sep: Vec<f64> = centre
             .iter()
             .zip(&duals.pi)
@@ -198,13 +228,14 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             priced = priced.len(),
             added,
             binding = duals.pi.iter().filter(|p| **p > 1e-9).count(),
+            rows = master.active_rows(),
             elapsed_s = started.elapsed().as_secs_f64(),
             "decomposition round"
         );
         let timed_out = started.elapsed().as_secs_f64() > model.solver.time_limit_s;
         let mispriced = added == 0 && alpha > 0.0 && gap > model.solver.dw_gap;
         let done = gap <= model.solver.dw_gap || (added == 0 && !mispriced);
-        // The master's solution before this round's columns: its λ are the plan's weights.
+        // The master's solution before this round's columns: its weights are the plan's.
         out = Some((duals, gap, best_bound));
         if done || timed_out {
             if timed_out && !done {
@@ -230,13 +261,11 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     let flows = columns
         .iter()
         .map(|cols| {
+            // Plans added after the last master solve have no weight yet.
             let mix: Vec<(f64, &Flows)> = cols
                 .iter()
-                .filter_map(|c| {
-                    // Plans added after the last master solve have no weight yet.
-                    let w = duals.lambda.get(c.col).copied().unwrap_or(0.0);
-                    c.flows.as_ref().filter(|_| w > 1e-9).map(|f| (w, f))
-                })
+                .filter(|c| c.weight > 1e-9)
+                .map(|c| (c.weight, &c.flows))
                 .collect();
             Flows::combine(&mix)
         })
@@ -255,26 +284,35 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     })
 }
 
-/// Retires plans out of the master's solution for [`RETIRE_AFTER`] rounds (never a part's
-/// only live plan): fixed at zero in the master, flows dropped. Returns how many.
-fn retire_idle(columns: &mut [Vec<Column>], master: &mut Master, lambda: &[f64]) -> usize {
-    let mut retired = 0;
+/// Retires plans out of the master's solution for [`RETIRE_AFTER`] rounds: deleted from
+/// the master and dropped, unless basic (deleting a basic column would lose the basis) or
+/// the part's last plan. Returns how many.
+fn retire_idle(columns: &mut [Vec<Column>], master: &mut Master) -> usize {
+    let basic = master.lp.basic_columns();
+    let mut delete = vec![false; basic.len()];
     for cols in columns.iter_mut() {
-        let live = cols.iter().filter(|c| c.flows.is_some()).count();
-        let mut keep = live;
-        for c in cols.iter_mut().filter(|c| c.flows.is_some()) {
-            if lambda.get(c.col).is_none_or(|w| *w > 1e-9) {
+        let mut keep = cols.len();
+        for c in cols.iter_mut() {
+            if c.weight > 1e-9 {
                 c.idle = 0;
                 continue;
             }
             c.idle += 1;
-            if c.idle >= RETIRE_AFTER && keep > 1 {
-                master.retire(c.col);
-                c.flows = None;
-                c.usage = Vec::new();
+            if c.idle >= RETIRE_AFTER && keep > 1 && !basic.get(c.col).copied().unwrap_or(true) {
+                delete[c.col] = true;
                 keep -= 1;
-                retired += 1;
             }
+        }
+    }
+    let retired = delete.iter().filter(|d| **d).count();
+    if retired == 0 {
+        return 0;
+    }
+    let moved = master.delete(&delete);
+    for cols in columns.iter_mut() {
+        cols.retain(|c| !delete[c.col]);
+        for c in cols.iter_mut() {
+            c.col = moved[c.col].unwrap_or(c.col);
         }
     }
     retired
@@ -305,8 +343,9 @@ fn price(
         column: Column {
             cost,
             usage,
-            flows: Some(flows),
+            flows,
             col: 0,
+            weight: 0.0,
             idle: 0,
         },
         value,
@@ -343,106 +382,167 @@ fn slack_penalty(blocks: &[Block], links: &LinkRows) -> Vec<f64> {
     pen
 }
 
-/// The restricted master, kept in one HiGHS instance across rounds: rows are each part's
-/// convexity row (= 1) then the linking rows (≤ rhs); columns the elastic slacks, then plans.
+/// The restricted master, kept in one HiGHS instance across rounds: one convexity row per
+/// part (= 1), the linking rows in use (≤ rhs, each with its elastic slack), and whole
+/// plans as columns.
+///
+/// Linking rows enter lazily. Most capacity and credit rows never bind, yet every plan has
+/// a coefficient in each row of every location that stocks the part, so carrying them all
+/// makes the master's columns dense for nothing. A row enters when the master's mix of
+/// plans breaks it and then stays. A row left out is a row priced at zero, which keeps the
+/// Lagrangian bound valid; the master's value is an upper bound again once its mix breaks
+/// no row, which is when [`Master::solve_with_rows`] returns.
 struct Master {
-    model: Option<Model>,
-    convexity: Vec<Row>,
-    linking: Vec<Row>,
-    slacks: usize,
-    /// Every master column, slacks first.
-    cols: Vec<Col>,
+    lp: HighsLp,
+    /// Rows 0..parts are the convexity rows.
+    parts: usize,
+    /// Per linking row once active: its row and its slack column in the master.
+    linking: Vec<Option<(usize, usize)>>,
+    rhs: Vec<f64>,
+    penalty: Vec<f64>,
+    /// Rows were added since the last solve (the old basis is dual, not primal, feasible).
+    rows_added: bool,
 }
 
 /// One master solution.
 struct MasterSolution {
     value: f64,
-    /// Weight of every master column (slacks first).
-    lambda: Vec<f64>,
+    /// Slack of each linking row (zero when inactive).
     slack: Vec<f64>,
-    /// Price of each linking row (≥ 0).
+    /// Price of each linking row (≥ 0; zero when inactive).
     pi: Vec<f64>,
     /// Dual of each convexity row.
     sigma: Vec<f64>,
 }
 
 impl Master {
-    fn new(parts: usize, links: &LinkRows, penalty: &[f64]) -> Master {
-        let mut model = ColProblem::default().optimise(Sense::Minimise);
-        model.make_quiet();
-        // Each round only adds columns, which keeps the last basis primal feasible: primal
-        // simplex from it, no presolve (which would discard the basis).
-        model.set_option("presolve", "off");
-        model.set_option("solver", "simplex");
-        model.set_option("simplex_strategy", 4);
-        let convexity = (0..parts)
-            .map(|_| model.add_row(1.0..=1.0, std::iter::empty()))
-            .collect();
-        let linking: Vec<Row> = links
-            .rows
-            .iter()
-            .map(|r| model.add_row(..=r.rhs, std::iter::empty()))
-            .collect();
-        let cols = linking
-            .iter()
-            .zip(penalty)
-            .map(|(row, pen)| model.add_col(*pen, 0.0.., [(*row, -1.0)]))
-            .collect();
+    fn new(parts: usize, links: &LinkRows, penalty: Vec<f64>) -> Master {
+        let mut lp = HighsLp::new();
+        for _ in 0..parts {
+            lp.add_row(1.0, 1.0, &[]);
+        }
         Master {
-            model: Some(model),
-            convexity,
-            slacks: linking.len(),
-            cols,
-            linking,
+            lp,
+            parts,
+            linking: vec![None; links.len()],
+            rhs: links.rows.iter().map(|r| r.rhs).collect(),
+            penalty,
+            rows_added: false,
         }
     }
 
-    /// Adds a plan of part `p`; returns its index among the master's columns.
+    fn active_rows(&self) -> usize {
+        self.linking.iter().filter(|r| r.is_some()).count()
+    }
+
+    /// Adds a plan of part `p`; returns its position among the master's columns.
     fn add(&mut self, p: usize, cost: f64, usage: &[(usize, f64)]) -> usize {
-        let entries = std::iter::once((self.convexity[p], 1.0))
-            .chain(usage.iter().map(|&(r, u)| (self.linking[r], u)));
-        if let Some(m) = self.model.as_mut() {
-            self.cols.push(m.add_col(cost, 0.0.., entries));
-        }
-        self.cols.len() - 1
+        let mut entries = vec![(p, 1.0)];
+        entries.extend(
+            usage
+                .iter()
+                .filter_map(|&(r, u)| self.linking[r].map(|(row, _)| (row, u))),
+        );
+        self.lp.add_col(cost, &entries)
     }
 
-    fn retire(&mut self, col: usize) {
-        if let (Some(m), Some(c)) = (self.model.as_mut(), self.cols.get(col)) {
-            m.change_column_bounds(*c, 0.0..=0.0);
+    /// Inactive rows that the mix of plans breaks: every part's only plan when `lambda` is
+    /// `None`, else the master's weights.
+    fn broken_rows(&self, columns: &[Vec<Column>], lambda: Option<&[f64]>) -> Vec<usize> {
+        let mut used = vec![0.0; self.rhs.len()];
+        for c in columns.iter().flatten() {
+            let w = lambda.map_or(1.0, |l| l.get(c.col).copied().unwrap_or(0.0));
+            if w > 1e-12 {
+                for &(r, u) in &c.usage {
+                    used[r] += w * u;
+                }
+            }
+        }
+        (0..used.len())
+            .filter(|&r| self.linking[r].is_none())
+            .filter(|&r| used[r] > self.rhs[r] + 1e-9 * self.rhs[r].abs().max(1.0))
+            .collect()
+    }
+
+    /// Adds `rows` with the coefficients of every plan, and their slacks.
+    fn activate(&mut self, rows: &[usize], columns: &[Vec<Column>]) {
+        let mut entries: Vec<Vec<(usize, f64)>> = vec![Vec::new(); self.rhs.len()];
+        let mut wanted = vec![false; self.rhs.len()];
+        for &r in rows {
+            wanted[r] = true;
+        }
+        for c in columns.iter().flatten() {
+            for &(r, u) in c.usage.iter().filter(|(r, _)| wanted[*r]) {
+                entries[r].push((c.col, u));
+            }
+        }
+        for &r in rows {
+            let row = self.lp.add_row(f64::NEG_INFINITY, self.rhs[r], &entries[r]);
+            let slack = self.lp.add_col(self.penalty[r], &[(row, -1.0)]);
+            self.linking[r] = Some((row, slack));
+        }
+        self.rows_added |= !rows.is_empty();
+    }
+
+    /// Deletes the columns marked in `delete`; returns each old column's new position.
+    fn delete(&mut self, delete: &[bool]) -> Vec<Option<usize>> {
+        let moved = self.lp.delete_cols(delete);
+        for (_, slack) in self.linking.iter_mut().flatten() {
+            *slack = moved[*slack].unwrap_or(*slack);
+        }
+        moved
+    }
+
+    /// Solves the master, adding every row its mix breaks and solving again until none;
+    /// then records each plan's weight.
+    fn solve_with_rows(&mut self, columns: &mut [Vec<Column>]) -> Result<MasterSolution, Fail> {
+        loop {
+            let (sol, lambda) = self.solve()?;
+            let broken = self.broken_rows(columns, Some(&lambda));
+            if broken.is_empty() {
+                for c in columns.iter_mut().flatten() {
+                    c.weight = lambda.get(c.col).copied().unwrap_or(0.0);
+                }
+                return Ok(sol);
+            }
+            self.activate(&broken, columns);
         }
     }
 
-    fn solve(&mut self) -> Result<MasterSolution, Fail> {
-        let model = self
-            .model
-            .take()
-            .ok_or_else(|| Fail::Solver("master: lost after a failed solve".into()))?;
-        let solved = model
-            .try_solve()
-            .map_err(|e| Fail::Solver(format!("master: {e:?}")))?;
-        if solved.status() != HighsModelStatus::Optimal {
-            return Err(Fail::Solver(format!("master: {:?}", solved.status())));
-        }
-        let value = solved.objective_value();
+    /// Solves the master; also returns the weight of every master column.
+    fn solve(&mut self) -> Result<(MasterSolution, Vec<f64>), Fail> {
+        // HiGHS: 1 = dual simplex, 4 = primal simplex.
+        self.lp
+            .set_simplex_strategy(if self.rows_added { 1 } else { 4 });
+        self.rows_added = false;
+        let solved = self
+            .lp
+            .solve()
+            .map_err(|e| Fail::Solver(format!("master: {e}")))?;
         tracing::debug!(
-            columns = self.cols.len(),
-            iterations = solved.simplex_iteration_count(),
+            columns = self.lp.num_cols(),
+            rows = self.active_rows(),
+            iterations = solved.iterations,
             "decomposition master solved"
         );
-        let sol = solved.get_solution();
-        self.model = Some(Model::from(solved));
-        let lambda = sol.columns().to_vec();
-        let rows = sol.dual_rows();
-        let (conv, link) = rows.split_at(self.convexity.len());
-        Ok(MasterSolution {
-            value,
-            slack: lambda[..self.slacks].to_vec(),
-            lambda,
-            // A ≤ row's dual is ≤ 0 in a minimisation: one more unit saves −dual.
-            pi: link.iter().map(|d| (-d).max(0.0)).collect(),
-            sigma: conv.to_vec(),
-        })
+        let lambda = solved.columns;
+        let duals = solved.row_duals;
+        let mut pi = vec![0.0; self.rhs.len()];
+        let mut slack = vec![0.0; self.rhs.len()];
+        for (r, active) in self.linking.iter().enumerate() {
+            if let Some((row, s)) = active {
+                // A ≤ row's dual is ≤ 0 in a minimisation: one more unit saves −dual.
+                pi[r] = (-duals[*row]).max(0.0);
+                slack[r] = lambda[*s];
+            }
+        }
+        let sol = MasterSolution {
+            value: solved.objective,
+            slack,
+            pi,
+            sigma: duals[..self.parts].to_vec(),
+        };
+        Ok((sol, lambda))
     }
 }
 

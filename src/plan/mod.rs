@@ -16,6 +16,7 @@
 pub mod blockflow;
 pub mod compare;
 pub mod decompose;
+mod highs_lp;
 pub mod instance;
 pub mod lp;
 pub mod model;

@@ -1,0 +1,223 @@
+//! A growing and shrinking LP kept in one HiGHS instance, for the decomposition's master.
+//!
+//! The `highs` crate builds a model and solves it, but cannot delete columns or read the
+//! basis, and its column handles cannot be renumbered. A column-generation master needs all
+//! three: plans that have left the solution are deleted (so the simplex stops carrying
+//! them) while the basis of the last solve is kept, which HiGHS does as long as no basic
+//! column is deleted. This is the few calls of HiGHS's C API that takes, behind a safe type,
+//! and the one module of the crate allowed `unsafe`.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::raw::c_void;
+
+use highs_sys::{
+    HighsInt, Highs_addCol, Highs_addRow, Highs_create, Highs_deleteColsByMask, Highs_destroy,
+    Highs_getBasis, Highs_getIntInfoValue, Highs_getModelStatus, Highs_getNumCol, Highs_getNumRow,
+    Highs_getObjectiveValue, Highs_getSolution, Highs_run, Highs_setBoolOptionValue,
+    Highs_setIntOptionValue, Highs_setStringOptionValue, MODEL_STATUS_OPTIMAL, STATUS_ERROR,
+};
+
+/// HiGHS's basis status of a basic variable (`HighsBasisStatus::kBasic`).
+const BASIC: HighsInt = 1;
+
+/// A minimisation LP in HiGHS whose rows and columns are addressed by position.
+pub struct HighsLp {
+    ptr: *mut c_void,
+}
+
+// SAFETY: the HiGHS instance is owned by this value alone and HiGHS keeps no thread-local
+// state for it; moving it to another thread is sound (it is never shared).
+unsafe impl Send for HighsLp {}
+
+/// What one solve left: objective, column values and row duals.
+pub struct LpSolution {
+    pub objective: f64,
+    pub columns: Vec<f64>,
+    pub row_duals: Vec<f64>,
+    pub iterations: i64,
+}
+
+impl HighsLp {
+    /// A quiet instance solving by simplex without presolve (which would discard the basis
+    /// that each re-solve starts from).
+    pub fn new() -> Self {
+        // SAFETY: Highs_create has no preconditions; the pointer is destroyed in Drop.
+        let lp = HighsLp {
+            ptr: unsafe { Highs_create() },
+        };
+        lp.set_bool("output_flag", false);
+        lp.set_string("presolve", "off");
+        lp.set_string("solver", "simplex");
+        lp
+    }
+
+    fn set_bool(&self, name: &str, value: bool) {
+        let name = CString::new(name).unwrap_or_default();
+        // SAFETY: valid instance and NUL-terminated name; an unknown option only warns.
+        unsafe { Highs_setBoolOptionValue(self.ptr, name.as_ptr(), HighsInt::from(value)) };
+    }
+
+    fn set_string(&self, name: &str, value: &str) {
+        let (name, value) = (
+            CString::new(name).unwrap_or_default(),
+            CString::new(value).unwrap_or_default(),
+        );
+        // SAFETY: as above.
+        unsafe { Highs_setStringOptionValue(self.ptr, name.as_ptr(), value.as_ptr()) };
+    }
+
+    /// HiGHS's `simplex_strategy`: 1 dual, 4 primal.
+    pub fn set_simplex_strategy(&mut self, strategy: i32) {
+        let name = CString::new("simplex_strategy").unwrap_or_default();
+        // SAFETY: as above.
+        unsafe { Highs_setIntOptionValue(self.ptr, name.as_ptr(), strategy) };
+    }
+
+    pub fn num_cols(&self) -> usize {
+        // SAFETY: valid instance.
+        unsafe { Highs_getNumCol(self.ptr) as usize }
+    }
+
+    pub fn num_rows(&self) -> usize {
+        // SAFETY: valid instance.
+        unsafe { Highs_getNumRow(self.ptr) as usize }
+    }
+
+    /// Adds the row `lower ≤ Σ value · column ≤ upper`; returns its position.
+    pub fn add_row(&mut self, lower: f64, upper: f64, entries: &[(usize, f64)]) -> usize {
+        let (index, value) = split(entries);
+        // SAFETY: the arrays hold `index.len()` entries; HiGHS copies them.
+        unsafe {
+            Highs_addRow(
+                self.ptr,
+                lower,
+                upper,
+                index.len() as HighsInt,
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        self.num_rows() - 1
+    }
+
+    /// Adds a column `x ≥ 0` of cost `cost` with `entries` (row, value); returns its position.
+    pub fn add_col(&mut self, cost: f64, entries: &[(usize, f64)]) -> usize {
+        let (index, value) = split(entries);
+        // SAFETY: as in add_row.
+        unsafe {
+            Highs_addCol(
+                self.ptr,
+                cost,
+                0.0,
+                f64::INFINITY,
+                index.len() as HighsInt,
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        self.num_cols() - 1
+    }
+
+    /// Whether each column is basic in the last solve's basis (all false before a solve).
+    pub fn basic_columns(&self) -> Vec<bool> {
+        let mut cols = vec![0 as HighsInt; self.num_cols()];
+        let mut rows = vec![0 as HighsInt; self.num_rows()];
+        // SAFETY: both arrays are sized to the model's columns and rows.
+        let status = unsafe { Highs_getBasis(self.ptr, cols.as_mut_ptr(), rows.as_mut_ptr()) };
+        cols.iter()
+            .map(|s| status != STATUS_ERROR && *s == BASIC)
+            .collect()
+    }
+
+    /// Deletes the columns marked in `delete`; returns each old column's new position.
+    pub fn delete_cols(&mut self, delete: &[bool]) -> Vec<Option<usize>> {
+        let mut mask: Vec<HighsInt> = delete.iter().map(|d| HighsInt::from(*d)).collect();
+        mask.resize(self.num_cols(), 0);
+        // SAFETY: the mask has one entry per column; HiGHS overwrites it with the new
+        // position of each kept column and −1 for a deleted one.
+        unsafe { Highs_deleteColsByMask(self.ptr, mask.as_mut_ptr()) };
+        mask.iter().map(|m| usize::try_from(*m).ok()).collect()
+    }
+
+    /// Solves from the current basis. `Err` names HiGHS's status unless it is optimal.
+    pub fn solve(&mut self) -> Result<LpSolution, String> {
+        // SAFETY: valid instance; Highs_run reports failure through its return value and
+        // the model status read below.
+        unsafe { Highs_run(self.ptr) };
+        // SAFETY: valid instance.
+        let status = unsafe { Highs_getModelStatus(self.ptr) };
+        if status != MODEL_STATUS_OPTIMAL {
+            return Err(format!("HiGHS model status {status}"));
+        }
+        let (n, m) = (self.num_cols(), self.num_rows());
+        let (mut columns, mut col_duals) = (vec![0.0; n], vec![0.0; n]);
+        let (mut row_values, mut row_duals) = (vec![0.0; m], vec![0.0; m]);
+        let mut iterations: HighsInt = 0;
+        let info = CString::new("simplex_iteration_count").unwrap_or_default();
+        // SAFETY: arrays sized to the model; the info name is NUL-terminated.
+        let objective = unsafe {
+            Highs_getSolution(
+                self.ptr,
+                columns.as_mut_ptr(),
+                col_duals.as_mut_ptr(),
+                row_values.as_mut_ptr(),
+                row_duals.as_mut_ptr(),
+            );
+            Highs_getIntInfoValue(self.ptr, info.as_ptr(), &mut iterations);
+            Highs_getObjectiveValue(self.ptr)
+        };
+        Ok(LpSolution {
+            objective,
+            columns,
+            row_duals,
+            iterations: i64::from(iterations),
+        })
+    }
+}
+
+impl Default for HighsLp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for HighsLp {
+    fn drop(&mut self) {
+        // SAFETY: created by Highs_create, destroyed once.
+        unsafe { Highs_destroy(self.ptr) };
+    }
+}
+
+fn split(entries: &[(usize, f64)]) -> (Vec<HighsInt>, Vec<f64>) {
+    entries.iter().map(|&(i, v)| (i as HighsInt, v)).unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// min −x − y s.t. x + y ≤ 4 (row 0), x ≤ 3 (row 1). With x alone: x = 3, value −3.
+    /// With y added: x + y = 4, value −4, and row 0 binds (dual −1: one more unit of its
+    /// bound saves 1). With y deleted again: back to −3.
+    #[test]
+    fn solves_grows_and_deletes() {
+        let mut lp = HighsLp::new();
+        let r0 = lp.add_row(f64::NEG_INFINITY, 4.0, &[]);
+        let r1 = lp.add_row(f64::NEG_INFINITY, 3.0, &[]);
+        let x = lp.add_col(-1.0, &[(r0, 1.0), (r1, 1.0)]);
+        let sol = lp.solve().unwrap();
+        assert!((sol.objective + 3.0).abs() < 1e-9);
+        let y = lp.add_col(-1.0, &[(r0, 1.0)]);
+        let sol = lp.solve().unwrap();
+        assert!((sol.objective + 4.0).abs() < 1e-9);
+        assert!((sol.row_duals[r0] + 1.0).abs() < 1e-9);
+        assert_eq!(lp.basic_columns().len(), 2);
+        let remap = lp.delete_cols(&[false, true]);
+        assert_eq!(remap, vec![Some(x), None]);
+        assert_eq!(lp.num_cols(), 1);
+        let sol = lp.solve().unwrap();
+        assert!((sol.objective + 3.0).abs() < 1e-9);
+        assert_eq!(y, 1);
+    }
+}
