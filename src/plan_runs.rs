@@ -412,7 +412,10 @@ async fn finish_run(
         .iter()
         .map(|(id, l)| (l.code.as_str(), *id))
         .collect();
-    let solved = matches!(result.status, PlanStatus::Optimal | PlanStatus::TimeLimit);
+    let solved = matches!(
+        result.status,
+        PlanStatus::Optimal | PlanStatus::TimeLimit | PlanStatus::RoundLimit
+    );
     let mut tx = db.begin().await?;
     let mut rows = BulkInsert::new("proposals", PROPOSAL_COLUMNS);
     let mut written = 0;

@@ -243,6 +243,9 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             }
             break;
         }
+        if iterations == model.solver.dw_max_iterations {
+            finish = Finish::RoundLimit;
+        }
         alpha = if mispriced { 0.0 } else { SMOOTHING };
     }
     let Some((duals, gap, bound)) = out else {
@@ -251,8 +254,8 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         )));
     };
     let infeasible = infeasible_families(links, &duals.slack);
-    if !infeasible.is_empty() && finish == Finish::TimeLimit {
-        // Slack still in use when time ran out says only that no feasible mix was found yet.
+    if !infeasible.is_empty() && finish != Finish::Optimal {
+        // Slack still in use at a limit says only that no feasible mix was found yet.
         return Err(DwFail::Other(Fail::TimeLimitNoSolution));
     }
     if !infeasible.is_empty() {
@@ -418,9 +421,7 @@ struct MasterSolution {
 impl Master {
     fn new(parts: usize, links: &LinkRows, penalty: Vec<f64>) -> Master {
         let mut lp = HighsLp::new();
-        for _ in 0..parts {
-            lp.add_row(1.0, 1.0, &[]);
-        }
+        lp.add_rows(&vec![(1.0, 1.0, Vec::new()); parts]);
         Master {
             lp,
             parts,
@@ -476,10 +477,23 @@ impl Master {
                 entries[r].push((c.col, u));
             }
         }
-        for &r in rows {
-            let row = self.lp.add_row(f64::NEG_INFINITY, self.rhs[r], &entries[r]);
-            let slack = self.lp.add_col(self.penalty[r], &[(row, -1.0)]);
-            self.linking[r] = Some((row, slack));
+        let new_rows: Vec<(f64, f64, Vec<(usize, f64)>)> = rows
+            .iter()
+            .map(|&r| {
+                (
+                    f64::NEG_INFINITY,
+                    self.rhs[r],
+                    std::mem::take(&mut entries[r]),
+                )
+            })
+            .collect();
+        let first_row = self.lp.add_rows(&new_rows);
+        let slacks: Vec<(f64, Vec<(usize, f64)>)> = (0..rows.len())
+            .map(|i| (self.penalty[rows[i]], vec![(first_row + i, -1.0)]))
+            .collect();
+        let first_slack = self.lp.add_cols(&slacks);
+        for (i, &r) in rows.iter().enumerate() {
+            self.linking[r] = Some((first_row + i, first_slack + i));
         }
         self.rows_added |= !rows.is_empty();
     }

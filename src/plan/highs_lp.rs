@@ -12,10 +12,11 @@ use std::ffi::CString;
 use std::os::raw::c_void;
 
 use highs_sys::{
-    HighsInt, Highs_addCol, Highs_addRow, Highs_create, Highs_deleteColsByMask, Highs_destroy,
-    Highs_getBasis, Highs_getIntInfoValue, Highs_getModelStatus, Highs_getNumCol, Highs_getNumRow,
-    Highs_getObjectiveValue, Highs_getSolution, Highs_run, Highs_setBoolOptionValue,
-    Highs_setIntOptionValue, Highs_setStringOptionValue, MODEL_STATUS_OPTIMAL, STATUS_ERROR,
+    HighsInt, Highs_addCol, Highs_addCols, Highs_addRows, Highs_create, Highs_deleteColsByMask,
+    Highs_destroy, Highs_getBasis, Highs_getIntInfoValue, Highs_getModelStatus, Highs_getNumCol,
+    Highs_getNumRow, Highs_getObjectiveValue, Highs_getSolution, Highs_run,
+    Highs_setBoolOptionValue, Highs_setIntOptionValue, Highs_setStringOptionValue,
+    MODEL_STATUS_OPTIMAL, STATUS_ERROR,
 };
 
 /// HiGHS's basis status of a basic variable (`HighsBasisStatus::kBasic`).
@@ -84,27 +85,64 @@ impl HighsLp {
         unsafe { Highs_getNumRow(self.ptr) as usize }
     }
 
-    /// Adds the row `lower ≤ Σ value · column ≤ upper`; returns its position.
-    pub fn add_row(&mut self, lower: f64, upper: f64, entries: &[(usize, f64)]) -> usize {
-        let (index, value) = split(entries);
-        // SAFETY: the arrays hold `index.len()` entries; HiGHS copies them.
+    /// Adds the rows `lower ≤ Σ value · column ≤ upper`, all in one call (HiGHS rebuilds
+    /// its column-wise matrix on every call that adds rows); returns the first new row's
+    /// position.
+    pub fn add_rows(&mut self, rows: &[(f64, f64, Vec<(usize, f64)>)]) -> usize {
+        let first = self.num_rows();
+        if rows.is_empty() {
+            return first;
+        }
+        let (lower, upper): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.0, r.1)).unzip();
+        let (starts, index, value) = compressed(rows.iter().map(|r| r.2.as_slice()));
+        // SAFETY: `lower`/`upper`/`starts` hold one entry per row, `index`/`value` one per
+        // nonzero; HiGHS copies them.
         unsafe {
-            Highs_addRow(
+            Highs_addRows(
                 self.ptr,
-                lower,
-                upper,
+                rows.len() as HighsInt,
+                lower.as_ptr(),
+                upper.as_ptr(),
                 index.len() as HighsInt,
+                starts.as_ptr(),
                 index.as_ptr(),
                 value.as_ptr(),
             )
         };
-        self.num_rows() - 1
+        first
+    }
+
+    /// Adds columns `x ≥ 0` of cost `c` with entries (row, value), in one call; returns the
+    /// first new column's position.
+    pub fn add_cols(&mut self, cols: &[(f64, Vec<(usize, f64)>)]) -> usize {
+        let first = self.num_cols();
+        if cols.is_empty() {
+            return first;
+        }
+        let cost: Vec<f64> = cols.iter().map(|c| c.0).collect();
+        let (lower, upper) = (vec![0.0; cols.len()], vec![f64::INFINITY; cols.len()]);
+        let (starts, index, value) = compressed(cols.iter().map(|c| c.1.as_slice()));
+        // SAFETY: as in add_rows, per column.
+        unsafe {
+            Highs_addCols(
+                self.ptr,
+                cols.len() as HighsInt,
+                cost.as_ptr(),
+                lower.as_ptr(),
+                upper.as_ptr(),
+                index.len() as HighsInt,
+                starts.as_ptr(),
+                index.as_ptr(),
+                value.as_ptr(),
+            )
+        };
+        first
     }
 
     /// Adds a column `x ≥ 0` of cost `cost` with `entries` (row, value); returns its position.
     pub fn add_col(&mut self, cost: f64, entries: &[(usize, f64)]) -> usize {
         let (index, value) = split(entries);
-        // SAFETY: as in add_row.
+        // SAFETY: the arrays hold `index.len()` entries; HiGHS copies them.
         unsafe {
             Highs_addCol(
                 self.ptr,
@@ -193,6 +231,21 @@ fn split(entries: &[(usize, f64)]) -> (Vec<HighsInt>, Vec<f64>) {
     entries.iter().map(|&(i, v)| (i as HighsInt, v)).unzip()
 }
 
+/// Vectors in HiGHS's compressed form: start of each, then indices and values.
+fn compressed<'a>(
+    vectors: impl Iterator<Item = &'a [(usize, f64)]>,
+) -> (Vec<HighsInt>, Vec<HighsInt>, Vec<f64>) {
+    let (mut starts, mut index, mut value) = (Vec::new(), Vec::new(), Vec::new());
+    for v in vectors {
+        starts.push(index.len() as HighsInt);
+        for &(i, x) in v {
+            index.push(i as HighsInt);
+            value.push(x);
+        }
+    }
+    (starts, index, value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,9 +256,12 @@ mod tests {
     #[test]
     fn solves_grows_and_deletes() {
         let mut lp = HighsLp::new();
-        let r0 = lp.add_row(f64::NEG_INFINITY, 4.0, &[]);
-        let r1 = lp.add_row(f64::NEG_INFINITY, 3.0, &[]);
-        let x = lp.add_col(-1.0, &[(r0, 1.0), (r1, 1.0)]);
+        let r0 = lp.add_rows(&[
+            (f64::NEG_INFINITY, 4.0, vec![]),
+            (f64::NEG_INFINITY, 3.0, vec![]),
+        ]);
+        let r1 = r0 + 1;
+        let x = lp.add_cols(&[(-1.0, vec![(r0, 1.0), (r1, 1.0)])]);
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 3.0).abs() < 1e-9);
         let y = lp.add_col(-1.0, &[(r0, 1.0)]);

@@ -474,6 +474,8 @@ pub enum Finish {
     Optimal,
     /// Stopped at the time limit with the best solution found.
     TimeLimit,
+    /// Stopped at the decomposition's round limit with the best solution found.
+    RoundLimit,
 }
 
 /// Why a solve produced no plan.

@@ -341,6 +341,7 @@ fn finish(
     let status = match raw.finish {
         Finish::Optimal => PlanStatus::Optimal,
         Finish::TimeLimit => PlanStatus::TimeLimit,
+        Finish::RoundLimit => PlanStatus::RoundLimit,
     };
     let result = PlanResult {
         model: model.name.clone(),

@@ -17,6 +17,9 @@ pub enum PlanStatus {
     Optimal,
     /// Stopped at the time limit; the plan is the best found.
     TimeLimit,
+    /// The decomposition stopped at its round limit (`solver.dw_max_iterations`) before
+    /// certifying its gap; the plan is the best found and the run records the gap.
+    RoundLimit,
     Infeasible,
     Failed,
 }
