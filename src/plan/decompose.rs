@@ -28,7 +28,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::blockflow;
-use super::highs_lp::HighsLp;
+use super::highs_lp::{HighsLp, NewRow};
 use super::lp::{self, Fail, Family, Finish, Flows, LinkRows, Prices};
 use super::model::PlanModel;
 use super::netsimplex::Basis;
@@ -421,7 +421,14 @@ struct MasterSolution {
 impl Master {
     fn new(parts: usize, links: &LinkRows, penalty: Vec<f64>) -> Master {
         let mut lp = HighsLp::new();
-        lp.add_rows(&vec![(1.0, 1.0, Vec::new()); parts]);
+        let convexity: Vec<NewRow> = (0..parts)
+            .map(|_| NewRow {
+                lower: 1.0,
+                upper: 1.0,
+                entries: Vec::new(),
+            })
+            .collect();
+        lp.add_rows(&convexity);
         Master {
             lp,
             parts,
@@ -477,14 +484,12 @@ impl Master {
                 entries[r].push((c.col, u));
             }
         }
-        let new_rows: Vec<(f64, f64, Vec<(usize, f64)>)> = rows
+        let new_rows: Vec<NewRow> = rows
             .iter()
-            .map(|&r| {
-                (
-                    f64::NEG_INFINITY,
-                    self.rhs[r],
-                    std::mem::take(&mut entries[r]),
-                )
+            .map(|&r| NewRow {
+                lower: f64::NEG_INFINITY,
+                upper: self.rhs[r],
+                entries: std::mem::take(&mut entries[r]),
             })
             .collect();
         let first_row = self.lp.add_rows(&new_rows);

@@ -31,6 +31,13 @@ pub struct HighsLp {
 // state for it; moving it to another thread is sound (it is never shared).
 unsafe impl Send for HighsLp {}
 
+/// A row to add: `lower ≤ Σ value · column ≤ upper` over its entries (column, value).
+pub struct NewRow {
+    pub lower: f64,
+    pub upper: f64,
+    pub entries: Vec<(usize, f64)>,
+}
+
 /// What one solve left: objective, column values and row duals.
 pub struct LpSolution {
     pub objective: f64,
@@ -88,13 +95,13 @@ impl HighsLp {
     /// Adds the rows `lower ≤ Σ value · column ≤ upper`, all in one call (HiGHS rebuilds
     /// its column-wise matrix on every call that adds rows); returns the first new row's
     /// position.
-    pub fn add_rows(&mut self, rows: &[(f64, f64, Vec<(usize, f64)>)]) -> usize {
+    pub fn add_rows(&mut self, rows: &[NewRow]) -> usize {
         let first = self.num_rows();
         if rows.is_empty() {
             return first;
         }
-        let (lower, upper): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.0, r.1)).unzip();
-        let (starts, index, value) = compressed(rows.iter().map(|r| r.2.as_slice()));
+        let (lower, upper): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.lower, r.upper)).unzip();
+        let (starts, index, value) = compressed(rows.iter().map(|r| r.entries.as_slice()));
         // SAFETY: `lower`/`upper`/`starts` hold one entry per row, `index`/`value` one per
         // nonzero; HiGHS copies them.
         unsafe {
@@ -247,6 +254,7 @@ fn compressed<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -256,10 +264,12 @@ mod tests {
     #[test]
     fn solves_grows_and_deletes() {
         let mut lp = HighsLp::new();
-        let r0 = lp.add_rows(&[
-            (f64::NEG_INFINITY, 4.0, vec![]),
-            (f64::NEG_INFINITY, 3.0, vec![]),
-        ]);
+        let bounded = |upper| NewRow {
+            lower: f64::NEG_INFINITY,
+            upper,
+            entries: Vec::new(),
+        };
+        let r0 = lp.add_rows(&[bounded(4.0), bounded(3.0)]);
         let r1 = r0 + 1;
         let x = lp.add_cols(&[(-1.0, vec![(r0, 1.0), (r1, 1.0)])]);
         let sol = lp.solve().unwrap();
