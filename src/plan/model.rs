@@ -273,7 +273,7 @@ fn default_dw_gap() -> f64 {
     0.001
 }
 fn default_dw_iter() -> usize {
-    50
+    400
 }
 
 impl Default for SolverFile {
