@@ -470,7 +470,7 @@ impl Master {
                 .iter()
                 .filter_map(|&(r, u)| self.linking[r].map(|(row, _)| (row, u))),
         );
-        self.lp.add_col(cost, &entries)
+        self.lp.add_cols(&[(cost, entries)])
     }
 
     /// Inactive rows that the mix of plans breaks: every part's only plan when `lambda` is

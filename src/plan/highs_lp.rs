@@ -12,11 +12,10 @@ use std::ffi::CString;
 use std::os::raw::c_void;
 
 use highs_sys::{
-    HighsInt, Highs_addCol, Highs_addCols, Highs_addRows, Highs_create, Highs_deleteColsByMask,
-    Highs_destroy, Highs_getBasis, Highs_getIntInfoValue, Highs_getModelStatus, Highs_getNumCol,
-    Highs_getNumRow, Highs_getObjectiveValue, Highs_getSolution, Highs_run,
-    Highs_setBoolOptionValue, Highs_setIntOptionValue, Highs_setStringOptionValue,
-    MODEL_STATUS_OPTIMAL, STATUS_ERROR,
+    HighsInt, Highs_addCols, Highs_addRows, Highs_create, Highs_deleteColsByMask, Highs_destroy,
+    Highs_getBasis, Highs_getIntInfoValue, Highs_getModelStatus, Highs_getNumCol, Highs_getNumRow,
+    Highs_getObjectiveValue, Highs_getSolution, Highs_run, Highs_setBoolOptionValue,
+    Highs_setIntOptionValue, Highs_setStringOptionValue, MODEL_STATUS_OPTIMAL, STATUS_ERROR,
 };
 
 /// HiGHS's basis status of a basic variable (`HighsBasisStatus::kBasic`).
@@ -146,24 +145,6 @@ impl HighsLp {
         first
     }
 
-    /// Adds a column `x ≥ 0` of cost `cost` with `entries` (row, value); returns its position.
-    pub fn add_col(&mut self, cost: f64, entries: &[(usize, f64)]) -> usize {
-        let (index, value) = split(entries);
-        // SAFETY: the arrays hold `index.len()` entries; HiGHS copies them.
-        unsafe {
-            Highs_addCol(
-                self.ptr,
-                cost,
-                0.0,
-                f64::INFINITY,
-                index.len() as HighsInt,
-                index.as_ptr(),
-                value.as_ptr(),
-            )
-        };
-        self.num_cols() - 1
-    }
-
     /// Whether each column is basic in the last solve's basis (all false before a solve).
     pub fn basic_columns(&self) -> Vec<bool> {
         let mut cols = vec![0 as HighsInt; self.num_cols()];
@@ -234,10 +215,6 @@ impl Drop for HighsLp {
     }
 }
 
-fn split(entries: &[(usize, f64)]) -> (Vec<HighsInt>, Vec<f64>) {
-    entries.iter().map(|&(i, v)| (i as HighsInt, v)).unzip()
-}
-
 /// Vectors in HiGHS's compressed form: start of each, then indices and values.
 fn compressed<'a>(
     vectors: impl Iterator<Item = &'a [(usize, f64)]>,
@@ -274,7 +251,7 @@ mod tests {
         let x = lp.add_cols(&[(-1.0, vec![(r0, 1.0), (r1, 1.0)])]);
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 3.0).abs() < 1e-9);
-        let y = lp.add_col(-1.0, &[(r0, 1.0)]);
+        let y = lp.add_cols(&[(-1.0, vec![(r0, 1.0)])]);
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 4.0).abs() < 1e-9);
         assert!((sol.row_duals[r0] + 1.0).abs() < 1e-9);
