@@ -48,9 +48,11 @@ pub fn safety_stock(mu: f64, var: f64, mu_review: f64, fill_rate: f64) -> f64 {
     // the root, so the iterates rise monotonically and converge quadratically; a few
     // steps replace a hundred bisections (the build computes this for every
     // location × period of every part).
+    // ln Γ(k) is the same at every step: computed once, not twice per step.
+    let ln_gamma_shape = ln_gamma(shape);
     let mut s = 0.0;
     for _ in 0..200 {
-        let (loss, tail) = gamma_loss_and_tail(shape, scale, s);
+        let (loss, tail) = gamma_loss_and_tail(shape, scale, s, ln_gamma_shape);
         if tail <= 1e-300 {
             break;
         }
@@ -64,14 +66,14 @@ pub fn safety_stock(mu: f64, var: f64, mu_review: f64, fill_rate: f64) -> f64 {
 }
 
 /// E[(X − s)⁺] and P(X > s) for X ~ Gamma(shape k, scale θ), s ≥ 0, from one incomplete
-/// gamma: Q(k+1, x) = Q(k, x) + x^k e^(−x) / Γ(k+1).
-fn gamma_loss_and_tail(shape: f64, scale: f64, s: f64) -> (f64, f64) {
+/// gamma: Q(k+1, x) = Q(k, x) + x^k e^(−x) / Γ(k+1), with Γ(k+1) = k·Γ(k).
+fn gamma_loss_and_tail(shape: f64, scale: f64, s: f64, ln_gamma_shape: f64) -> (f64, f64) {
     if s <= 0.0 {
         return (shape * scale - s, 1.0);
     }
     let x = s / scale;
-    let q = 1.0 - lower_regularized_gamma(shape, x);
-    let q1 = (q + (shape * x.ln() - x - ln_gamma(shape + 1.0)).exp()).min(1.0);
+    let q = 1.0 - regularized_gamma_p(shape, x, ln_gamma_shape);
+    let q1 = (q + (shape * x.ln() - x - ln_gamma_shape - shape.ln()).exp()).min(1.0);
     ((shape * scale * q1 - s * q).max(0.0), q)
 }
 
@@ -88,10 +90,15 @@ pub fn gamma_loss(shape: f64, scale: f64, s: f64) -> f64 {
 /// P(a, x), the regularized lower incomplete gamma function (series below a + 1, continued
 /// fraction above; Numerical Recipes §6.2).
 pub fn lower_regularized_gamma(a: f64, x: f64) -> f64 {
+    regularized_gamma_p(a, x, ln_gamma(a))
+}
+
+/// P(a, x) given ln Γ(a).
+fn regularized_gamma_p(a: f64, x: f64, ln_gamma_a: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
-    let log_front = a * x.ln() - x - ln_gamma(a);
+    let log_front = a * x.ln() - x - ln_gamma_a;
     if x < a + 1.0 {
         let (mut term, mut sum, mut ap) = (1.0 / a, 1.0 / a, a);
         for _ in 0..1000 {
