@@ -248,6 +248,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             added,
             binding = duals.pi.iter().filter(|p| **p > 1e-9).count(),
             rows = master.active_rows(),
+            slacks_in_use = duals.slack.iter().filter(|s| **s > 1e-9).count(),
             elapsed_s = started.elapsed().as_secs_f64(),
             "decomposition round"
         );
