@@ -474,8 +474,9 @@ impl Master {
         self.lp.add_cols(&[(cost, entries)])
     }
 
-    /// Inactive rows that the mix of plans breaks: every part's only plan when `lambda` is
-    /// `None`, else the master's weights.
+    /// Inactive rows that the mix of plans breaks: every plan at weight 1 when `lambda` is
+    /// `None` (used before the first solve, when each part has one plan), else the master's
+    /// weights.
     fn broken_rows(&self, columns: &[Vec<Column>], lambda: Option<&[f64]>) -> Vec<usize> {
         let mut used = vec![0.0; self.rhs.len()];
         for c in columns.iter().flatten() {

@@ -26,10 +26,6 @@ pub struct HighsLp {
     ptr: *mut c_void,
 }
 
-// SAFETY: the HiGHS instance is owned by this value alone and HiGHS keeps no thread-local
-// state for it; moving it to another thread is sound (it is never shared).
-unsafe impl Send for HighsLp {}
-
 /// A row to add: `lower ≤ Σ value · column ≤ upper` over its entries (column, value).
 pub struct NewRow {
     pub lower: f64,
