@@ -195,10 +195,17 @@ fn monolith(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<Raw
 }
 
 fn dantzig_wolfe(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<Raw, NoPlan> {
-    let dw = decompose::solve(model, blocks, links).map_err(|e| match e {
+    let mut dw = decompose::solve(model, blocks, links).map_err(|e| match e {
         decompose::DwFail::Infeasible(families) => infeasible(families),
         decompose::DwFail::Other(f) => no_plan(model, blocks, links, f),
     })?;
+    if dw.breaks_links {
+        // Stopped at a limit in a round whose mix still leans on slack: cut stock until
+        // the rows hold, so the relaxation below (and the gap against the bound) is that
+        // of a plan that keeps every constraint.
+        tracing::info!(finish = ?dw.finish, "decomposition stopped on linking-row slack: repairing the mix");
+        repair::restore_links(blocks, links, &mut dw.flows, false);
+    }
     let relaxation = total(blocks, &dw.flows);
     let (flows, integral, duals_from) = if model.solver.integer {
         // The integer layer per part at the decomposition's prices (DESIGN §6).

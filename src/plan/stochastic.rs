@@ -199,6 +199,9 @@ mod tests {
         assert!(safety_stock(20.0, 20.0, 10.0, 0.98) > base);
         assert!(base > 0.0);
         assert_eq!(safety_stock(20.0, 0.0, 10.0, 0.98), 0.0);
+        // Tight demand against a long review cycle: stocking the mean already leaves
+        // E[(X − μ)⁺] ≈ 0.4·σ = 0.4 < the allowed 0.1·10 = 1, so no safety stock.
+        assert_eq!(safety_stock(10.0, 1.0, 10.0, 0.90), 0.0);
     }
 
     #[test]
