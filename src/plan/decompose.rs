@@ -29,7 +29,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::blockflow;
-use super::highs_lp::{HighsLp, NewRow};
+use super::highs_lp::{HighsLp, LpSolution, NewRow};
 use super::lp::{self, Fail, Family, Finish, Flows, LinkRows, Prices};
 use super::model::PlanModel;
 use super::netsimplex::Basis;
@@ -57,9 +57,11 @@ struct Column {
     cost: f64,
     usage: Vec<(usize, f64)>,
     flows: Flows,
-    /// Position of the plan's column in the master.
-    col: usize,
-    /// Its weight in the last master solution (zero until it has been in one).
+    /// Position of the plan's column in the master; `None` for the part's base plan, which
+    /// has none (see [`Master`]).
+    col: Option<usize>,
+    /// Its weight in the last master solution (zero until it has been in one; the base
+    /// plan's starts at one).
     weight: f64,
     idle: usize,
 }
@@ -128,18 +130,18 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         .map_err(DwFail::Other)?;
     profile.pricing_wall_ms += lp::ms(started);
     let penalty = slack_penalty(blocks, links);
-    let mut master = Master::new(blocks.len(), links, penalty.clone());
     let base_value: Vec<f64> = first.iter().map(|p| p.value).collect();
     let mut bases: Vec<Basis> = Vec::with_capacity(blocks.len());
     let mut columns: Vec<Vec<Column>> = Vec::with_capacity(blocks.len());
-    for (p, priced) in first.into_iter().enumerate() {
+    for priced in first {
         profile.add(priced.timing);
-        let mut col = priced.column;
-        col.col = master.add(p, col.cost, &col.usage);
-        columns.push(vec![col]);
+        let mut base = priced.column;
+        base.weight = 1.0;
+        columns.push(vec![base]);
         bases.push(priced.basis);
     }
-    let broken = master.broken_rows(&columns, None);
+    let mut master = Master::new(&columns, links, penalty.clone());
+    let broken = master.broken_rows(&columns);
     let touching = touching_rows(blocks, links);
     // A second first plan per part, priced at the slack penalties: the plan using least of
     // the linking rows. Together they usually make the first master feasible without its
@@ -158,9 +160,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     profile.pricing_wall_ms += lp::ms(frugal_started);
     for (p, priced) in frugal {
         profile.add(priced.timing);
-        let mut col = priced.column;
-        col.col = master.add(p, col.cost, &col.usage);
-        columns[p].push(col);
+        add_plan(&mut master, &mut columns[p], p, priced.column);
     }
     master.activate(&broken, &columns);
     profile.columns = columns.iter().map(Vec::len).sum();
@@ -225,9 +225,8 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             improving.sort_by(|a, b| a.0.total_cmp(&b.0));
             improving.truncate(keep);
         }
-        for (_, p, mut col) in improving {
-            col.col = master.add(p, col.cost, &col.usage);
-            columns[p].push(col);
+        for (_, p, col) in improving {
+            add_plan(&mut master, &mut columns[p], p, col);
             added += 1;
         }
         profile.columns += added;
@@ -310,24 +309,27 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     })
 }
 
+/// Adds `plan` to part `p`'s plans and to the master.
+fn add_plan(master: &mut Master, plans: &mut Vec<Column>, p: usize, mut plan: Column) {
+    plan.col = Some(master.add(p, plan.cost, &plan.usage));
+    plans.push(plan);
+}
+
 /// Retires plans out of the master's solution for [`RETIRE_AFTER`] rounds: deleted from
 /// the master and dropped, unless basic (deleting a basic column would lose the basis) or
-/// the part's last plan. Returns how many.
+/// the part's base plan, which has no column. Returns how many.
 fn retire_idle(columns: &mut [Vec<Column>], master: &mut Master) -> usize {
     let basic = master.lp.basic_columns();
     let mut delete = vec![false; basic.len()];
-    for cols in columns.iter_mut() {
-        let mut keep = cols.len();
-        for c in cols.iter_mut() {
-            if c.weight > 1e-9 {
-                c.idle = 0;
-                continue;
-            }
-            c.idle += 1;
-            if c.idle >= RETIRE_AFTER && keep > 1 && !basic.get(c.col).copied().unwrap_or(true) {
-                delete[c.col] = true;
-                keep -= 1;
-            }
+    for c in columns.iter_mut().flatten() {
+        let Some(col) = c.col else { continue };
+        if c.weight > 1e-9 {
+            c.idle = 0;
+            continue;
+        }
+        c.idle += 1;
+        if c.idle >= RETIRE_AFTER && !basic.get(col).copied().unwrap_or(true) {
+            delete[col] = true;
         }
     }
     let retired = delete.iter().filter(|d| **d).count();
@@ -336,9 +338,9 @@ fn retire_idle(columns: &mut [Vec<Column>], master: &mut Master) -> usize {
     }
     let moved = master.delete(&delete);
     for cols in columns.iter_mut() {
-        cols.retain(|c| !delete[c.col]);
+        cols.retain(|c| c.col.is_none_or(|j| !delete[j]));
         for c in cols.iter_mut() {
-            c.col = moved[c.col].unwrap_or(c.col);
+            c.col = c.col.and_then(|j| moved[j]);
         }
     }
     retired
@@ -370,7 +372,7 @@ fn price(
             cost,
             usage,
             flows,
-            col: 0,
+            col: None,
             weight: 0.0,
             idle: 0,
         },
@@ -408,9 +410,21 @@ fn slack_penalty(blocks: &[Block], links: &LinkRows) -> Vec<f64> {
     pen
 }
 
-/// The restricted master, kept in one HiGHS instance across rounds: one convexity row per
-/// part (= 1), the linking rows in use (≤ rhs, each with its elastic slack), and whole
-/// plans as columns.
+/// The restricted master, kept in one HiGHS instance across rounds: the linking rows in use
+/// (≤ rhs, each with its elastic slack), per-part plans as columns, and the convexity
+/// constraints, written relative to each part's first plan.
+///
+/// Differenced against a base plan. Each part's first plan (its unpriced optimum) is its
+/// base, whose weight is one minus the weights of its other plans; a column holds the
+/// difference of a plan from its part's base (cost and row usage), with bounds 0 ≤ μ ≤ 1,
+/// and the linking rows' right-hand sides lose what the base plans use. A part with one
+/// other plan needs no convexity row: the column's bound is the constraint. Its row
+/// Σ μ ≤ 1 enters before the first solve that has its second. Parts that touch no priced
+/// row never get a column. With one equality row per part instead, the first master at
+/// 500 × 20,000 carried 20,000 convexity rows, and its first solve took 144 s and 34,787
+/// pivots (now about 1,300 pivots in a few seconds). Tried and dropped: entering a
+/// part's row only once its weights break it, like the linking rows; more re-solves, and
+/// 60 × 800 took 7.8–8.8 s against 5.5–6.4 s.
 ///
 /// Linking rows enter lazily. Most capacity and credit rows never bind, yet every plan has
 /// a coefficient in each row of every location that stocks the part, so carrying them all
@@ -420,45 +434,62 @@ fn slack_penalty(blocks: &[Block], links: &LinkRows) -> Vec<f64> {
 /// no row, which is when [`Master::solve_with_rows`] returns.
 struct Master {
     lp: HighsLp,
-    /// Rows 0..parts are the convexity rows.
-    parts: usize,
+    /// Each part's base plan: cost and row usage.
+    base: Vec<(f64, Vec<(usize, f64)>)>,
+    /// What the base plans use of each linking row together.
+    base_use: Vec<f64>,
+    /// Per part once it has one: its convexity row in the master.
+    convexity: Vec<Option<usize>>,
+    /// The part of each master column; `None` for a slack.
+    part_of_col: Vec<Option<usize>>,
     /// Per linking row once active: its row and its slack column in the master.
     linking: Vec<Option<(usize, usize)>>,
     rhs: Vec<f64>,
     penalty: Vec<f64>,
-    /// Rows were added since the last solve (the old basis is dual, not primal, feasible).
-    rows_added: bool,
 }
 
 /// One master solution.
 struct MasterSolution {
+    /// Objective, base plans included.
     value: f64,
     /// Slack of each linking row (zero when inactive).
     slack: Vec<f64>,
     /// Price of each linking row (≥ 0; zero when inactive).
     pi: Vec<f64>,
-    /// Dual of each convexity row.
+    /// Dual of each part's convexity constraint, in the undifferenced form Σ λ = 1: the
+    /// priced value a new plan must beat.
     sigma: Vec<f64>,
 }
 
 impl Master {
-    fn new(parts: usize, links: &LinkRows, penalty: Vec<f64>) -> Master {
-        let mut lp = HighsLp::new();
-        let convexity: Vec<NewRow> = (0..parts)
-            .map(|_| NewRow {
-                lower: 1.0,
-                upper: 1.0,
-                entries: Vec::new(),
-            })
+    /// A master over the parts' base plans (`columns[p][0]`, which get no column).
+    fn new(columns: &[Vec<Column>], links: &LinkRows, penalty: Vec<f64>) -> Master {
+        let base: Vec<(f64, Vec<(usize, f64)>)> = columns
+            .iter()
+            .map(|cols| (cols[0].cost, cols[0].usage.clone()))
             .collect();
-        lp.add_rows(&convexity);
+        let mut base_use = vec![0.0; links.len()];
+        for (_, usage) in &base {
+            for &(r, u) in usage {
+                base_use[r] += u;
+            }
+        }
+        let mut lp = HighsLp::new();
+        // Dual simplex for every solve, also after plans were added: a new plan priced
+        // below zero is a boxed column, which the dual simplex flips to its upper bound and
+        // then repairs the rows it breaks. Measured at 200 × 5,000 (`--time-limit 25`):
+        // 18 rounds, 11 % gap, against 12 rounds and 30 % with the primal simplex for those
+        // solves.
+        lp.set_simplex_strategy(1);
         Master {
             lp,
-            parts,
+            convexity: vec![None; base.len()],
+            base,
+            base_use,
+            part_of_col: Vec::new(),
             linking: vec![None; links.len()],
             rhs: links.rows.iter().map(|r| r.rhs).collect(),
             penalty,
-            rows_added: false,
         }
     }
 
@@ -468,26 +499,42 @@ impl Master {
 
     /// Adds a plan of part `p`; returns its position among the master's columns.
     fn add(&mut self, p: usize, cost: f64, usage: &[(usize, f64)]) -> usize {
-        let mut entries = vec![(p, 1.0)];
-        entries.extend(
-            usage
-                .iter()
-                .filter_map(|&(r, u)| self.linking[r].map(|(row, _)| (row, u))),
-        );
-        self.lp.add_cols(&[(cost, entries)])
+        let mut entries: Vec<(usize, f64)> =
+            difference(usage, &self.base[p].1, |r| self.linking[r].is_some())
+                .into_iter()
+                .filter_map(|(r, u)| self.linking[r].map(|(row, _)| (row, u)))
+                .collect();
+        entries.extend(self.convexity[p].map(|row| (row, 1.0)));
+        self.part_of_col.push(Some(p));
+        self.lp.add_cols(&[(cost - self.base[p].0, entries)], 1.0)
     }
 
-    /// Inactive rows that the mix of plans breaks: every plan at weight 1 when `lambda` is
-    /// `None` (used before the first solve, when each part has one plan), else the master's
-    /// weights.
-    fn broken_rows(&self, columns: &[Vec<Column>], lambda: Option<&[f64]>) -> Vec<usize> {
+    /// Adds the convexity rows Σ μ ≤ 1 of `parts` over their plans in `columns`, in one call.
+    fn add_convexity_rows(&mut self, parts: &[usize], columns: &[Vec<Column>]) {
+        let rows: Vec<NewRow> = parts
+            .iter()
+            .map(|&p| NewRow {
+                lower: f64::NEG_INFINITY,
+                upper: 1.0,
+                entries: columns[p]
+                    .iter()
+                    .filter_map(|c| c.col)
+                    .map(|j| (j, 1.0))
+                    .collect(),
+            })
+            .collect();
+        let first = self.lp.add_rows(&rows);
+        for (i, &p) in parts.iter().enumerate() {
+            self.convexity[p] = Some(first + i);
+        }
+    }
+
+    /// Inactive rows that the plans at their current weights break.
+    fn broken_rows(&self, columns: &[Vec<Column>]) -> Vec<usize> {
         let mut used = vec![0.0; self.rhs.len()];
-        for c in columns.iter().flatten() {
-            let w = lambda.map_or(1.0, |l| l.get(c.col).copied().unwrap_or(0.0));
-            if w > 1e-12 {
-                for &(r, u) in &c.usage {
-                    used[r] += w * u;
-                }
+        for c in columns.iter().flatten().filter(|c| c.weight > 1e-12) {
+            for &(r, u) in &c.usage {
+                used[r] += c.weight * u;
             }
         }
         (0..used.len())
@@ -503,16 +550,19 @@ impl Master {
         for &r in rows {
             wanted[r] = true;
         }
-        for c in columns.iter().flatten() {
-            for &(r, u) in c.usage.iter().filter(|(r, _)| wanted[*r]) {
-                entries[r].push((c.col, u));
+        for (p, cols) in columns.iter().enumerate() {
+            for c in cols {
+                let Some(col) = c.col else { continue };
+                for (r, u) in difference(&c.usage, &self.base[p].1, |r| wanted[r]) {
+                    entries[r].push((col, u));
+                }
             }
         }
         let new_rows: Vec<NewRow> = rows
             .iter()
             .map(|&r| NewRow {
                 lower: f64::NEG_INFINITY,
-                upper: self.rhs[r],
+                upper: self.rhs[r] - self.base_use[r],
                 entries: std::mem::take(&mut entries[r]),
             })
             .collect();
@@ -520,11 +570,11 @@ impl Master {
         let slacks: Vec<(f64, Vec<(usize, f64)>)> = (0..rows.len())
             .map(|i| (self.penalty[rows[i]], vec![(first_row + i, -1.0)]))
             .collect();
-        let first_slack = self.lp.add_cols(&slacks);
+        let first_slack = self.lp.add_cols(&slacks, f64::INFINITY);
+        self.part_of_col.resize(self.lp.num_cols(), None);
         for (i, &r) in rows.iter().enumerate() {
             self.linking[r] = Some((first_row + i, first_slack + i));
         }
-        self.rows_added |= !rows.is_empty();
     }
 
     /// Deletes the columns marked in `delete`; returns each old column's new position.
@@ -533,37 +583,48 @@ impl Master {
         for (_, slack) in self.linking.iter_mut().flatten() {
             *slack = moved[*slack].unwrap_or(*slack);
         }
+        let mut kept = moved.iter();
+        self.part_of_col
+            .retain(|_| kept.next().is_some_and(Option::is_some));
         moved
     }
 
-    /// Solves the master, adding every row its mix breaks and solving again until none;
-    /// then records each plan's weight.
+    /// Solves the master, adding every linking or convexity row its mix breaks and solving
+    /// again until none; then records each plan's weight.
     fn solve_with_rows(&mut self, columns: &mut [Vec<Column>]) -> Result<MasterSolution, Fail> {
+        let second_plans: Vec<usize> = (0..columns.len())
+            .filter(|&p| self.convexity[p].is_none())
+            .filter(|&p| columns[p].iter().filter(|c| c.col.is_some()).count() > 1)
+            .collect();
+        self.add_convexity_rows(&second_plans, columns);
         loop {
             let (sol, lambda) = self.solve()?;
-            let broken = self.broken_rows(columns, Some(&lambda));
-            if broken.is_empty() {
-                for c in columns.iter_mut().flatten() {
-                    c.weight = lambda.get(c.col).copied().unwrap_or(0.0);
+            for cols in columns.iter_mut() {
+                let mut others = 0.0;
+                for c in cols.iter_mut().skip(1) {
+                    c.weight = c.col.and_then(|j| lambda.get(j)).copied().unwrap_or(0.0);
+                    others += c.weight;
                 }
+                cols[0].weight = (1.0 - others).max(0.0);
+            }
+            let broken = self.broken_rows(columns);
+            if broken.is_empty() {
                 return Ok(sol);
             }
             self.activate(&broken, columns);
         }
     }
 
-    /// Solves the master; also returns the weight of every master column.
+    /// Solves the master; also returns the value of every master column.
     ///
-    /// The first solve starts from HiGHS's logical basis. Tried and dropped: starting it
-    /// from each part's unpriced plan (a dual feasible basis) halves its pivots at
-    /// 60 × 800 (1,084 → 505) but not its time, and at 500 × 20,000 it had not finished
-    /// after 8.5 min against 3.5 min from the logical basis (6.5 min with Devex pricing):
-    /// for a basis of structurals HiGHS first computes exact steepest-edge weights.
+    /// The first solve starts from HiGHS's logical basis: every part at its base plan,
+    /// which is dual feasible (a base plan is its part's cheapest). Tried and dropped (with
+    /// one convexity row per part): starting from each part's unpriced plan as a basis of
+    /// structurals halves the first solve's pivots at 60 × 800 (1,084 → 505) but not its
+    /// time, and at 500 × 20,000 it had not finished after 8.5 min against 3.5 min from
+    /// the logical basis: for such a basis HiGHS first computes exact steepest-edge weights.
     fn solve(&mut self) -> Result<(MasterSolution, Vec<f64>), Fail> {
         // HiGHS: 1 = dual simplex, 4 = primal simplex.
-        self.lp
-            .set_simplex_strategy(if self.rows_added { 1 } else { 4 });
-        self.rows_added = false;
         let solved = self
             .lp
             .solve()
@@ -571,28 +632,77 @@ impl Master {
         tracing::debug!(
             columns = self.lp.num_cols(),
             rows = self.active_rows(),
+            convexity_rows = self.convexity.iter().flatten().count(),
             iterations = solved.iterations,
             "decomposition master solved"
         );
-        let lambda = solved.columns;
-        let duals = solved.row_duals;
+        let duals = &solved.row_duals;
         let mut pi = vec![0.0; self.rhs.len()];
         let mut slack = vec![0.0; self.rhs.len()];
         for (r, active) in self.linking.iter().enumerate() {
             if let Some((row, s)) = active {
                 // A ≤ row's dual is ≤ 0 in a minimisation: one more unit saves −dual.
                 pi[r] = (-duals[*row]).max(0.0);
-                slack[r] = lambda[*s];
+                slack[r] = solved.columns[*s];
             }
         }
+        let sigma = self.sigma(&solved, &pi);
+        let value = solved.objective + self.base.iter().map(|(c, _)| c).sum::<f64>();
         let sol = MasterSolution {
-            value: solved.objective,
+            value,
             slack,
             pi,
-            sigma: duals[..self.parts].to_vec(),
+            sigma,
         };
-        Ok((sol, lambda))
+        Ok((sol, solved.columns))
     }
+
+    /// σ_p = (c + π·a)(base plan) + y_p, where y_p ≤ 0 is the dual of the part's Σ μ ≤ 1:
+    /// its row's dual, or for a part with one column and no row, that column's reduced cost
+    /// when it sits at its upper bound.
+    fn sigma(&self, solved: &LpSolution, pi: &[f64]) -> Vec<f64> {
+        let mut y: Vec<f64> = self
+            .convexity
+            .iter()
+            .map(|row| row.map_or(0.0, |r| solved.row_duals[r]))
+            .collect();
+        for (j, part) in self.part_of_col.iter().enumerate() {
+            if let Some(p) = *part {
+                if self.convexity[p].is_none() {
+                    y[p] = y[p].min(solved.col_duals[j]);
+                }
+            }
+        }
+        self.base
+            .iter()
+            .zip(y)
+            .map(|((cost, usage), y)| cost + usage.iter().map(|&(r, u)| pi[r] * u).sum::<f64>() + y)
+            .collect()
+    }
+}
+
+/// `usage − base` on the rows that `keep` selects, merged per row, nonzeros only.
+fn difference(
+    usage: &[(usize, f64)],
+    base: &[(usize, f64)],
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(usize, f64)> {
+    let mut terms: Vec<(usize, f64)> = usage
+        .iter()
+        .copied()
+        .chain(base.iter().map(|&(r, u)| (r, -u)))
+        .filter(|&(r, _)| keep(r))
+        .collect();
+    terms.sort_unstable_by_key(|&(r, _)| r);
+    let mut merged: Vec<(usize, f64)> = Vec::with_capacity(terms.len());
+    for (r, u) in terms {
+        match merged.last_mut() {
+            Some((last, sum)) if *last == r => *sum += u,
+            _ => merged.push((r, u)),
+        }
+    }
+    merged.retain(|(_, u)| u.abs() > 1e-12);
+    merged
 }
 
 fn infeasible_families(links: &LinkRows, slack: &[f64]) -> Vec<Family> {
@@ -606,4 +716,22 @@ fn infeasible_families(links: &LinkRows, slack: &[f64]) -> Vec<Family> {
     fams.sort();
     fams.dedup();
     fams
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plan (row 0: 3, row 2: 1, row 2: 1) against base (row 0: 3, row 1: 2): row 0 cancels,
+    /// row 1 is −2, row 2 merges to 2; keeping rows ≥ 1 drops nothing else.
+    #[test]
+    fn difference_merges_rows_and_drops_zeros() {
+        let plan = [(0, 3.0), (2, 1.0), (2, 1.0)];
+        let base = [(0, 3.0), (1, 2.0)];
+        assert_eq!(
+            difference(&plan, &base, |_| true),
+            vec![(1, -2.0), (2, 2.0)]
+        );
+        assert_eq!(difference(&plan, &base, |r| r != 1), vec![(2, 2.0)]);
+    }
 }

@@ -33,10 +33,11 @@ pub struct NewRow {
     pub entries: Vec<(usize, f64)>,
 }
 
-/// What one solve left: objective, column values and row duals.
+/// What one solve left: objective, column values, their reduced costs and row duals.
 pub struct LpSolution {
     pub objective: f64,
     pub columns: Vec<f64>,
+    pub col_duals: Vec<f64>,
     pub row_duals: Vec<f64>,
     pub iterations: i64,
 }
@@ -114,15 +115,15 @@ impl HighsLp {
         first
     }
 
-    /// Adds columns `x ≥ 0` of cost `c` with entries (row, value), in one call; returns the
-    /// first new column's position.
-    pub fn add_cols(&mut self, cols: &[(f64, Vec<(usize, f64)>)]) -> usize {
+    /// Adds columns `0 ≤ x ≤ upper` of cost `c` with entries (row, value), in one call;
+    /// returns the first new column's position.
+    pub fn add_cols(&mut self, cols: &[(f64, Vec<(usize, f64)>)], upper: f64) -> usize {
         let first = self.num_cols();
         if cols.is_empty() {
             return first;
         }
         let cost: Vec<f64> = cols.iter().map(|c| c.0).collect();
-        let (lower, upper) = (vec![0.0; cols.len()], vec![f64::INFINITY; cols.len()]);
+        let (lower, upper) = (vec![0.0; cols.len()], vec![upper; cols.len()]);
         let (starts, index, value) = compressed(cols.iter().map(|c| c.1.as_slice()));
         // SAFETY: as in add_rows, per column.
         unsafe {
@@ -192,6 +193,7 @@ impl HighsLp {
         Ok(LpSolution {
             objective,
             columns,
+            col_duals,
             row_duals,
             iterations: i64::from(iterations),
         })
@@ -244,10 +246,10 @@ mod tests {
         };
         let r0 = lp.add_rows(&[bounded(4.0), bounded(3.0)]);
         let r1 = r0 + 1;
-        let x = lp.add_cols(&[(-1.0, vec![(r0, 1.0), (r1, 1.0)])]);
+        let x = lp.add_cols(&[(-1.0, vec![(r0, 1.0), (r1, 1.0)])], f64::INFINITY);
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 3.0).abs() < 1e-9);
-        let y = lp.add_cols(&[(-1.0, vec![(r0, 1.0)])]);
+        let y = lp.add_cols(&[(-1.0, vec![(r0, 1.0)])], f64::INFINITY);
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 4.0).abs() < 1e-9);
         assert!((sol.row_duals[r0] + 1.0).abs() < 1e-9);
@@ -258,5 +260,24 @@ mod tests {
         let sol = lp.solve().unwrap();
         assert!((sol.objective + 3.0).abs() < 1e-9);
         assert_eq!(y, 1);
+    }
+
+    /// min −x + y, 0 ≤ x ≤ 1 (a boxed column, no row), y ≥ 0 in x + y ≤ 4: x sits at its
+    /// upper bound with reduced cost −1 (the dual of its bound), y at zero with +1.
+    #[test]
+    fn a_boxed_column_reports_its_bound_dual() {
+        let mut lp = HighsLp::new();
+        let r = lp.add_rows(&[NewRow {
+            lower: f64::NEG_INFINITY,
+            upper: 4.0,
+            entries: Vec::new(),
+        }]);
+        let x = lp.add_cols(&[(-1.0, vec![(r, 1.0)])], 1.0);
+        let y = lp.add_cols(&[(1.0, vec![(r, 1.0)])], f64::INFINITY);
+        let sol = lp.solve().unwrap();
+        assert!((sol.objective + 1.0).abs() < 1e-9);
+        assert!((sol.columns[x] - 1.0).abs() < 1e-9);
+        assert!((sol.col_duals[x] + 1.0).abs() < 1e-9);
+        assert!((sol.col_duals[y] - 1.0).abs() < 1e-9);
     }
 }
