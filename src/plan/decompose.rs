@@ -1,8 +1,9 @@
 //! Dantzig–Wolfe decomposition over parts (DESIGN §6, "Scale").
 //!
 //! The LP is block-diagonal by part; only the budget, capacity and credit rows link parts.
-//! The master holds one convexity row per part, the linking rows that its plans would break
-//! (entered lazily, see [`Master`]), and as columns whole per-part plans; each round prices
+//! The master holds the linking rows that its plans would break (entered lazily), and as
+//! columns whole per-part plans, written as differences from each part's first plan so that
+//! convexity needs a row only for parts with two more (see [`Master`]); each round prices
 //! every part touching a row with a positive dual at the master's duals (blocks solved in
 //! parallel with rayon), adds the improving plans, and stops when the Lagrangian bound
 //! certifies the relative gap `solver.dw_gap`. A round keeps only the most improving plans,
@@ -589,8 +590,9 @@ impl Master {
         moved
     }
 
-    /// Solves the master, adding every linking or convexity row its mix breaks and solving
-    /// again until none; then records each plan's weight.
+    /// Adds the convexity rows of parts that now have a second plan; solves the master,
+    /// adding every linking row its mix breaks and solving again until none; records each
+    /// plan's weight.
     fn solve_with_rows(&mut self, columns: &mut [Vec<Column>]) -> Result<MasterSolution, Fail> {
         let second_plans: Vec<usize> = (0..columns.len())
             .filter(|&p| self.convexity[p].is_none())
@@ -624,7 +626,6 @@ impl Master {
     /// time, and at 500 × 20,000 it had not finished after 8.5 min against 3.5 min from
     /// the logical basis: for such a basis HiGHS first computes exact steepest-edge weights.
     fn solve(&mut self) -> Result<(MasterSolution, Vec<f64>), Fail> {
-        // HiGHS: 1 = dual simplex, 4 = primal simplex.
         let solved = self
             .lp
             .solve()
