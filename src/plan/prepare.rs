@@ -10,7 +10,7 @@ use crate::network::LocationKind;
 
 use super::instance::{Instance, LaneId, LocId, PartId};
 use super::model::{PlanModel, Tier};
-use super::stochastic::{safety_stock, window};
+use super::stochastic::{stock_level, window};
 
 /// A lane between two stocked locations of one part.
 #[derive(Debug, Clone, PartialEq)]
@@ -308,11 +308,16 @@ fn targets(
             let review = model.review_periods as f64;
             let interval = f64::from(days) / model.period.days() + review;
             let sd: Vec<f64> = var[l].iter().map(|v| v.sqrt()).collect();
+            // Each period's stock level starts Newton from the last one's, moved by the
+            // change in mean.
+            let (mut level, mut last_mu) = (0.0, 0.0);
             (0..t_n)
                 .map(|t| {
                     let (mu, v) = window(&demand[l], &sd, t + 1, interval);
                     let (mu_r, _) = window(&demand[l], &sd, t + 1, review);
-                    safety_stock(mu, v, mu_r, fill_rate)
+                    level = stock_level(mu, v, mu_r, fill_rate, level + mu - last_mu);
+                    last_mu = mu;
+                    (level - mu).max(0.0)
                 })
                 .collect()
         })

@@ -34,6 +34,13 @@ pub fn window(mean: &[f64], sd: &[f64], t: usize, length: f64) -> (f64, f64) {
 /// Safety stock for demand over the protection interval with mean `mu` and variance `var`,
 /// fill-rate target `fill_rate`, and mean demand per review cycle `mu_review`.
 pub fn safety_stock(mu: f64, var: f64, mu_review: f64, fill_rate: f64) -> f64 {
+    (stock_level(mu, var, mu_review, fill_rate, 0.0) - mu).max(0.0)
+}
+
+/// The stock level S (safety stock plus `mu`) whose expected shortage per cycle leaves the
+/// fill rate, or 0 when none is needed; Newton from `guess` (any S ≥ 0: a neighbouring
+/// period's level makes it a step or two).
+pub fn stock_level(mu: f64, var: f64, mu_review: f64, fill_rate: f64, guess: f64) -> f64 {
     if mu <= 0.0 || var <= 0.0 || mu_review <= 0.0 {
         return 0.0;
     }
@@ -43,26 +50,32 @@ pub fn safety_stock(mu: f64, var: f64, mu_review: f64, fill_rate: f64) -> f64 {
     if mu <= allowed {
         return 0.0;
     }
-    // Newton on the loss L(S) = E[(X − S)⁺], convex and decreasing with L'(S) = −P(X > S):
-    // started left of the root (L(0) = μ > allowed), each tangent step lands at or below
-    // the root, so the iterates rise monotonically and converge quadratically; a few
-    // steps replace a hundred bisections (the build computes this for every
-    // location × period of every part).
+    // Newton on the loss L(S) = E[(X − S)⁺], convex and decreasing with L'(S) = −P(X > S).
+    // Left of the root each tangent step lands at or below it, so the iterates rise
+    // monotonically and converge quadratically; right of it one step lands left of it
+    // (clamped at 0, where L(0) = μ > allowed). The build computes this for every
+    // location × period of every part, so a start near the root matters.
     // ln Γ(k) is the same at every step: computed once, not twice per step.
     let ln_gamma_shape = ln_gamma(shape);
-    let mut s = 0.0;
+    let mut s = guess.max(0.0);
     for _ in 0..200 {
         let (loss, tail) = gamma_loss_and_tail(shape, scale, s, ln_gamma_shape);
         if tail <= 1e-300 {
+            if loss < allowed && s > 0.0 {
+                // So far right that the tail underflows: start again from 0.
+                s = 0.0;
+                continue;
+            }
             break;
         }
-        let step = (loss - allowed) / tail;
-        s += step.max(0.0);
-        if step <= 1e-12 * (1.0 + s) {
+        let next = (s + (loss - allowed) / tail).max(0.0);
+        let moved = (next - s).abs();
+        s = next;
+        if moved <= 1e-12 * (1.0 + s) {
             break;
         }
     }
-    (s - mu).max(0.0)
+    s
 }
 
 /// E[(X − s)⁺] and P(X > s) for X ~ Gamma(shape k, scale θ), s ≥ 0, from one incomplete
@@ -216,6 +229,14 @@ mod tests {
         ] {
             let ss = safety_stock(mu, var, mu_r, beta);
             assert!(ss > 0.0, "{mu}: the case must need safety stock");
+            // Any start, left or right of the root or far out in the tail, finds it too.
+            for guess in [0.5 * (ss + mu), ss + mu, 2.0 * (ss + mu), 1e6 * (ss + mu)] {
+                let s = stock_level(mu, var, mu_r, beta, guess);
+                assert!(
+                    (s - (ss + mu)).abs() < 1e-7 * (1.0 + s),
+                    "{mu} from {guess}: {s}"
+                );
+            }
             let loss = gamma_loss(mu * mu / var, var / mu, ss + mu);
             let allowed = (1.0 - beta) * mu_r;
             assert!(
