@@ -312,7 +312,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
 
 /// Adds `plan` to part `p`'s plans and to the master.
 fn add_plan(master: &mut Master, plans: &mut Vec<Column>, p: usize, mut plan: Column) {
-    plan.col = Some(master.add(p, plan.cost, &plan.usage));
+    plan.col = Some(master.add(p, &plan, &plans[0]));
     plans.push(plan);
 }
 
@@ -435,9 +435,7 @@ fn slack_penalty(blocks: &[Block], links: &LinkRows) -> Vec<f64> {
 /// no row, which is when [`Master::solve_with_rows`] returns.
 struct Master {
     lp: HighsLp,
-    /// Each part's base plan: cost and row usage.
-    base: Vec<(f64, Vec<(usize, f64)>)>,
-    /// What the base plans use of each linking row together.
+    /// What the base plans (each part's `columns[p][0]`) use of each linking row together.
     base_use: Vec<f64>,
     /// Per part once it has one: its convexity row in the master.
     convexity: Vec<Option<usize>>,
@@ -465,13 +463,9 @@ struct MasterSolution {
 impl Master {
     /// A master over the parts' base plans (`columns[p][0]`, which get no column).
     fn new(columns: &[Vec<Column>], links: &LinkRows, penalty: Vec<f64>) -> Master {
-        let base: Vec<(f64, Vec<(usize, f64)>)> = columns
-            .iter()
-            .map(|cols| (cols[0].cost, cols[0].usage.clone()))
-            .collect();
         let mut base_use = vec![0.0; links.len()];
-        for (_, usage) in &base {
-            for &(r, u) in usage {
+        for cols in columns {
+            for &(r, u) in &cols[0].usage {
                 base_use[r] += u;
             }
         }
@@ -484,8 +478,7 @@ impl Master {
         lp.set_simplex_strategy(1);
         Master {
             lp,
-            convexity: vec![None; base.len()],
-            base,
+            convexity: vec![None; columns.len()],
             base_use,
             part_of_col: Vec::new(),
             linking: vec![None; links.len()],
@@ -498,16 +491,17 @@ impl Master {
         self.linking.iter().filter(|r| r.is_some()).count()
     }
 
-    /// Adds a plan of part `p`; returns its position among the master's columns.
-    fn add(&mut self, p: usize, cost: f64, usage: &[(usize, f64)]) -> usize {
+    /// Adds a plan of part `p`, whose base plan is `base`; returns its position among the
+    /// master's columns.
+    fn add(&mut self, p: usize, plan: &Column, base: &Column) -> usize {
         let mut entries: Vec<(usize, f64)> =
-            difference(usage, &self.base[p].1, |r| self.linking[r].is_some())
+            difference(&plan.usage, &base.usage, |r| self.linking[r].is_some())
                 .into_iter()
                 .filter_map(|(r, u)| self.linking[r].map(|(row, _)| (row, u)))
                 .collect();
         entries.extend(self.convexity[p].map(|row| (row, 1.0)));
         self.part_of_col.push(Some(p));
-        self.lp.add_cols(&[(cost - self.base[p].0, entries)], 1.0)
+        self.lp.add_cols(&[(plan.cost - base.cost, entries)], 1.0)
     }
 
     /// Adds the convexity rows Σ μ ≤ 1 of `parts` over their plans in `columns`, in one call.
@@ -551,10 +545,10 @@ impl Master {
         for &r in rows {
             wanted[r] = true;
         }
-        for (p, cols) in columns.iter().enumerate() {
+        for cols in columns {
             for c in cols {
                 let Some(col) = c.col else { continue };
-                for (r, u) in difference(&c.usage, &self.base[p].1, |r| wanted[r]) {
+                for (r, u) in difference(&c.usage, &cols[0].usage, |r| wanted[r]) {
                     entries[r].push((col, u));
                 }
             }
@@ -600,7 +594,7 @@ impl Master {
             .collect();
         self.add_convexity_rows(&second_plans, columns);
         loop {
-            let (sol, lambda) = self.solve()?;
+            let (sol, lambda) = self.solve(columns)?;
             for cols in columns.iter_mut() {
                 let mut others = 0.0;
                 for c in cols.iter_mut().skip(1) {
@@ -625,7 +619,7 @@ impl Master {
     /// structurals halves the first solve's pivots at 60 × 800 (1,084 → 505) but not its
     /// time, and at 500 × 20,000 it had not finished after 8.5 min against 3.5 min from
     /// the logical basis: for such a basis HiGHS first computes exact steepest-edge weights.
-    fn solve(&mut self) -> Result<(MasterSolution, Vec<f64>), Fail> {
+    fn solve(&mut self, columns: &[Vec<Column>]) -> Result<(MasterSolution, Vec<f64>), Fail> {
         let solved = self
             .lp
             .solve()
@@ -647,8 +641,8 @@ impl Master {
                 slack[r] = solved.columns[*s];
             }
         }
-        let sigma = self.sigma(&solved, &pi);
-        let value = solved.objective + self.base.iter().map(|(c, _)| c).sum::<f64>();
+        let sigma = self.sigma(&solved, &pi, columns);
+        let value = solved.objective + columns.iter().map(|cols| cols[0].cost).sum::<f64>();
         let sol = MasterSolution {
             value,
             slack,
@@ -661,7 +655,7 @@ impl Master {
     /// σ_p = (c + π·a)(base plan) + y_p, where y_p ≤ 0 is the dual of the part's Σ μ ≤ 1:
     /// its row's dual, or for a part with one column and no row, that column's reduced cost
     /// when it sits at its upper bound.
-    fn sigma(&self, solved: &LpSolution, pi: &[f64]) -> Vec<f64> {
+    fn sigma(&self, solved: &LpSolution, pi: &[f64], columns: &[Vec<Column>]) -> Vec<f64> {
         let mut y: Vec<f64> = self
             .convexity
             .iter()
@@ -674,10 +668,13 @@ impl Master {
                 }
             }
         }
-        self.base
+        columns
             .iter()
             .zip(y)
-            .map(|((cost, usage), y)| cost + usage.iter().map(|&(r, u)| pi[r] * u).sum::<f64>() + y)
+            .map(|(cols, y)| {
+                let base = &cols[0];
+                base.cost + base.usage.iter().map(|&(r, u)| pi[r] * u).sum::<f64>() + y
+            })
             .collect()
     }
 }
