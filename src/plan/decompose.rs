@@ -284,7 +284,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         return Err(DwFail::Infeasible(infeasible));
     }
     let flows = columns
-        .iter()
+        .par_iter()
         .map(|cols| {
             // Plans added after the last master solve have no weight yet.
             let mix: Vec<(f64, &Flows)> = cols

@@ -9,6 +9,7 @@ use good_lp::{
     variable, Constraint, DualValues, Expression, ProblemVariables, ResolutionError, Solution,
     SolutionStatus, SolutionWithDual, SolverModel, Variable,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::network::LocationKind;
@@ -134,26 +135,59 @@ impl LinkRows {
 
     /// The block's terms in the linking rows: (row, coefficient, which quantity).
     pub fn terms(&self, block: &Block) -> Vec<(usize, f64, Term)> {
-        let t_n = self.periods;
-        let mut out = Vec::new();
-        for t in block.lead..t_n {
-            if let Some(r) = self.budget_row(t) {
-                out.push((r, block.unit_cost, Term::Buy(t)));
-            }
-        }
-        for (l, loc) in block.locs.iter().enumerate() {
-            if let Some(base) = self.capacity[loc.ix()] {
-                for t in 0..t_n {
-                    out.push((base + t, block.volume, Term::Inv(l, t)));
-                }
-            }
-            if let Some(base) = self.credit[loc.ix()] {
-                for t in 0..t_n {
-                    out.push((base + t, block.dealer, Term::Inv(l, t)));
-                }
-            }
+        let mut out = self.buy_terms(block);
+        for l in 0..block.locs.len() {
+            out.extend(self.stock_terms(block, l));
         }
         out
+    }
+
+    /// The block's purchases in the budget rows.
+    pub fn buy_terms(&self, block: &Block) -> Vec<(usize, f64, Term)> {
+        (block.lead..self.periods)
+            .filter_map(|t| {
+                self.budget_row(t)
+                    .map(|r| (r, block.unit_cost, Term::Buy(t)))
+            })
+            .collect()
+    }
+
+    /// The stock of the block's local `l` in its location's capacity rows, then its credit
+    /// rows, each period in order.
+    pub fn stock_terms(&self, block: &Block, l: usize) -> Vec<(usize, f64, Term)> {
+        let loc = block.locs[l].ix();
+        let rows = [
+            self.capacity[loc].map(|base| (base, block.volume)),
+            self.credit[loc].map(|base| (base, block.dealer)),
+        ];
+        rows.into_iter()
+            .flatten()
+            .flat_map(|(base, c)| (0..self.periods).map(move |t| (base + t, c, Term::Inv(l, t))))
+            .collect()
+    }
+
+    /// What all blocks together use of each row under their flows. Summed in parallel over
+    /// fixed chunks of blocks, then in chunk order, so the sums do not depend on scheduling.
+    pub fn total_usage(&self, blocks: &[Block], flows: &[Flows]) -> Vec<f64> {
+        const CHUNK: usize = 256;
+        let partial: Vec<Vec<f64>> = blocks
+            .par_chunks(CHUNK)
+            .zip(flows.par_chunks(CHUNK))
+            .map(|(bs, fs)| {
+                let mut used = vec![0.0; self.len()];
+                for (b, f) in bs.iter().zip(fs) {
+                    for (r, u) in self.usage(b, f) {
+                        used[r] += u;
+                    }
+                }
+                used
+            })
+            .collect();
+        let mut total = vec![0.0; self.len()];
+        for used in partial {
+            total.iter_mut().zip(used).for_each(|(t, u)| *t += u);
+        }
+        total
     }
 
     /// The block's use of each linking row under `flows` (sparse).

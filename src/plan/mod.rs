@@ -320,7 +320,7 @@ fn finish(
     raw: Raw,
 ) -> (PlanResult, Vec<Flows>) {
     let mut flows: Vec<Flows> = blocks
-        .iter()
+        .par_iter()
         .zip(&raw.flows)
         .map(|(b, f)| repair::round(b, f, raw.integral))
         .collect();

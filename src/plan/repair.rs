@@ -2,6 +2,8 @@
 //! stock is never negative, restoring the linking rows, and the constraint check that the
 //! tests (and `solve`, before it returns) run on every plan written out.
 
+use rayon::prelude::*;
+
 use super::lp::{Flows, LinkRows, Term};
 use super::model::PlanModel;
 use super::prepare::Block;
@@ -169,14 +171,10 @@ impl Ord for Use {
 /// back to a parent and break that parent's row, so rows are swept until none is violated
 /// or no cut helps. Gives up after a million cuts; the caller checks.
 pub fn restore_links(blocks: &[Block], links: &LinkRows, flows: &mut [Flows], integer: bool) {
-    let mut usage = vec![0.0; links.len()];
-    let mut row_terms: Vec<Vec<(usize, f64, Term)>> = vec![Vec::new(); links.len()];
-    for (i, (b, f)) in blocks.iter().zip(flows.iter()).enumerate() {
-        for (r, c, term) in links.terms(b) {
-            usage[r] += c * f.get(term);
-            row_terms[r].push((i, c, term));
-        }
-    }
+    let mut usage = links.total_usage(blocks, flows);
+    // Each row's terms, gathered the first time it is violated: most rows never are, and
+    // every row's terms at once run to gigabytes at 500 × 20,000.
+    let mut row_terms: Vec<Option<RowTerms>> = vec![None; links.len()];
     let over = |usage: &[f64], r: usize| {
         usage[r] > links.rows[r].rhs + TOL * links.rows[r].rhs.abs().max(1.0)
     };
@@ -186,9 +184,10 @@ pub fn restore_links(blocks: &[Block], links: &LinkRows, flows: &mut [Flows], in
         if violated.is_empty() {
             return;
         }
+        gather_terms(blocks, links, &violated, &mut row_terms);
         let mut progress = false;
         for r in violated {
-            let terms = &row_terms[r];
+            let Some(terms) = &row_terms[r] else { continue };
             let mut heap: std::collections::BinaryHeap<Use> = terms
                 .iter()
                 .enumerate()
@@ -237,6 +236,37 @@ pub fn restore_links(blocks: &[Block], links: &LinkRows, flows: &mut [Flows], in
     }
 }
 
+/// A linking row's terms: (block, coefficient, which quantity).
+type RowTerms = Vec<(usize, f64, Term)>;
+
+/// Fills in the terms of the rows in `rows` that have none yet, in one pass over the blocks.
+fn gather_terms(
+    blocks: &[Block],
+    links: &LinkRows,
+    rows: &[usize],
+    row_terms: &mut [Option<RowTerms>],
+) {
+    let mut wanted = vec![false; row_terms.len()];
+    for &r in rows {
+        if row_terms[r].is_none() {
+            wanted[r] = true;
+            row_terms[r] = Some(Vec::new());
+        }
+    }
+    if !wanted.contains(&true) {
+        return;
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        for (r, c, term) in links.terms(b) {
+            if wanted[r] {
+                if let Some(terms) = row_terms[r].as_mut() {
+                    terms.push((i, c, term));
+                }
+            }
+        }
+    }
+}
+
 /// A constraint a written-out plan breaks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -252,14 +282,16 @@ pub fn check(
     flows: &[Flows],
     integer: bool,
 ) -> Vec<Violation> {
-    let mut out = Vec::new();
-    let mut usage = vec![0.0; links.len()];
-    for (b, f) in blocks.iter().zip(flows) {
-        check_block(model, b, f, integer, &mut out);
-        for (r, u) in links.usage(b, f) {
-            usage[r] += u;
-        }
-    }
+    let mut out: Vec<Violation> = blocks
+        .par_iter()
+        .zip(flows)
+        .flat_map_iter(|(b, f)| {
+            let mut found = Vec::new();
+            check_block(model, b, f, integer, &mut found);
+            found
+        })
+        .collect();
+    let usage = links.total_usage(blocks, flows);
     for (r, row) in links.rows.iter().enumerate() {
         if usage[r] > row.rhs + 1e-5 * row.rhs.abs().max(1.0) {
             out.push(Violation {

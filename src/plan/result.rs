@@ -1,6 +1,7 @@
 //! The planner's output: status, KPIs and proposals, each with its reason.
 
 use chrono::{Duration, NaiveDate};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::PartCode;
@@ -175,12 +176,7 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     pub fn bindings(&self) -> Vec<Binding> {
-        let mut usage = vec![0.0; self.links.len()];
-        for (b, f) in self.blocks.iter().zip(self.flows) {
-            for (r, u) in self.links.usage(b, f) {
-                usage[r] += u;
-            }
-        }
+        let usage = self.links.total_usage(self.blocks, self.flows);
         (0..self.links.len())
             .filter(|&r| self.shadow[r] > 1e-9)
             .map(|r| self.binding(r, usage[r]))
@@ -261,105 +257,130 @@ impl Writer<'_> {
             .collect()
     }
 
-    /// Binding rows a quantity arriving at local `l` in `t` uses from then on.
+    /// Binding rows a quantity arriving at local `l` in `t` uses from then on: the stock
+    /// rows of `l` from `t`, and for a purchase the budget row of `t`.
     fn binding_for(&self, b: &Block, f: &Flows, l: usize, t: usize, buy: bool) -> Vec<Binding> {
-        self.links
-            .terms(b)
+        let budget = if buy {
+            self.links.buy_terms(b)
+        } else {
+            Vec::new()
+        };
+        budget
             .into_iter()
+            .chain(self.links.stock_terms(b, l))
             .filter(|(r, _, term)| {
                 self.shadow[*r] > 1e-9
                     && match term {
-                        super::lp::Term::Buy(s) => buy && *s == t,
-                        super::lp::Term::Inv(ll, s) => *ll == l && *s >= t,
+                        super::lp::Term::Buy(s) => *s == t,
+                        super::lp::Term::Inv(_, s) => *s >= t,
                     }
             })
             .map(|(r, c, term)| self.binding(r, c * f.get(term)))
             .collect()
     }
 
+    /// Every part's purchases, in part order (parts written in parallel).
     pub fn purchases(&self) -> Vec<Purchase> {
+        self.blocks
+            .par_iter()
+            .zip(self.flows)
+            .flat_map_iter(|(b, f)| self.block_purchases(b, f))
+            .collect()
+    }
+
+    fn block_purchases(&self, b: &Block, f: &Flows) -> Vec<Purchase> {
+        let part = &self.inst.parts[b.part.ix()];
+        let arrivals: Vec<usize> = (0..f.buy.len()).filter(|&t| f.buy[t] > 0.5).collect();
+        let mut out = Vec::with_capacity(arrivals.len());
+        for (i, &t) in arrivals.iter().enumerate() {
+            let next = arrivals.get(i + 1).copied().unwrap_or(b.periods());
+            let qty = f.buy[t].round() as i64;
+            let arrive_on = self.date(t as i64);
+            let mut covers = Vec::new();
+            for l in 0..b.locs.len() {
+                covers.extend(self.covers(b, l, t, next));
+            }
+            out.push(Purchase {
+                part: part.code.clone(),
+                supplier: part.supplier_code.clone(),
+                receive_at: self.inst.locations[part.receive_at.ix()].code.clone(),
+                lead_time_days: part.lead_time_days,
+                qty,
+                order_period: t as i64 - b.lead as i64,
+                order_by: arrive_on - Duration::days(i64::from(part.lead_time_days)),
+                arrival_period: t,
+                arrive_on,
+                unit_cost: part.unit_cost,
+                cost: part.unit_cost.checked_mul(qty).unwrap_or(Amount::ZERO),
+                reason: Reason {
+                    covers,
+                    also_serves: Vec::new(),
+                    stock_line: f.inv[b.receive].clone(),
+                    binding: self.binding_for(b, f, b.receive, t, true),
+                },
+            });
+        }
+        out
+    }
+
+    /// Every part's transfers, in part order (parts written in parallel).
+    pub fn transfers(&self) -> Vec<Transfer> {
+        self.blocks
+            .par_iter()
+            .zip(self.flows)
+            .flat_map_iter(|(b, f)| self.block_transfers(b, f))
+            .collect()
+    }
+
+    fn block_transfers(&self, b: &Block, f: &Flows) -> Vec<Transfer> {
+        let part = &self.inst.parts[b.part.ix()];
+        let arrivals = arrivals(b, f);
         let mut out = Vec::new();
-        for (b, f) in self.blocks.iter().zip(self.flows) {
-            let part = &self.inst.parts[b.part.ix()];
-            let arrivals: Vec<usize> = (0..f.buy.len()).filter(|&t| f.buy[t] > 0.5).collect();
-            for (i, &t) in arrivals.iter().enumerate() {
-                let next = arrivals.get(i + 1).copied().unwrap_or(b.periods());
-                let qty = f.buy[t].round() as i64;
-                let arrive_on = self.date(t as i64);
-                let mut covers = Vec::new();
-                for l in 0..b.locs.len() {
-                    covers.extend(self.covers(b, l, t, next));
-                }
-                out.push(Purchase {
+        for (k, lane) in b.lanes.iter().enumerate() {
+            let to = &self.inst.locations[b.locs[lane.to].ix()];
+            let full = &self.inst.lanes[lane.lane.ix()];
+            for (t, &q) in f.moves[k].iter().enumerate().filter(|(_, q)| **q > 0.5) {
+                let qty = q.round() as i64;
+                let arrival = t + lane.offset;
+                let next = (arrival + 1..b.periods())
+                    .find(|&s| arrivals[lane.to][s])
+                    .unwrap_or(b.periods());
+                let ship_by = self.date(t as i64);
+                out.push(Transfer {
                     part: part.code.clone(),
-                    supplier: part.supplier_code.clone(),
-                    receive_at: self.inst.locations[part.receive_at.ix()].code.clone(),
-                    lead_time_days: part.lead_time_days,
+                    from: self.inst.locations[b.locs[lane.from].ix()].code.clone(),
+                    to: to.code.clone(),
                     qty,
-                    order_period: t as i64 - b.lead as i64,
-                    order_by: arrive_on - Duration::days(i64::from(part.lead_time_days)),
-                    arrival_period: t,
-                    arrive_on,
-                    unit_cost: part.unit_cost,
-                    cost: part.unit_cost.checked_mul(qty).unwrap_or(Amount::ZERO),
+                    ship_period: t,
+                    ship_by,
+                    arrival_period: arrival,
+                    arrive_on: ship_by + Duration::days(i64::from(full.lead_time_days)),
+                    cost: full.cost_per_unit.checked_mul(qty).unwrap_or(Amount::ZERO),
+                    credit_impact: to
+                        .credit_headroom
+                        .and_then(|_| part.dealer_price.checked_mul(qty)),
                     reason: Reason {
-                        covers,
-                        also_serves: Vec::new(),
-                        stock_line: f.inv[b.receive].clone(),
-                        binding: self.binding_for(b, f, b.receive, t, true),
+                        covers: self.covers(b, lane.to, arrival, next),
+                        also_serves: self.codes(&b.served_for[lane.to]),
+                        stock_line: f.inv[lane.to].clone(),
+                        binding: self.binding_for(b, f, lane.to, arrival, false),
                     },
                 });
             }
         }
         out
     }
-
-    pub fn transfers(&self) -> Vec<Transfer> {
-        let mut out = Vec::new();
-        for (b, f) in self.blocks.iter().zip(self.flows) {
-            let part = &self.inst.parts[b.part.ix()];
-            for (k, lane) in b.lanes.iter().enumerate() {
-                let to = &self.inst.locations[b.locs[lane.to].ix()];
-                let full = &self.inst.lanes[lane.lane.ix()];
-                for (t, &q) in f.moves[k].iter().enumerate().filter(|(_, q)| **q > 0.5) {
-                    let qty = q.round() as i64;
-                    let arrival = t + lane.offset;
-                    let next = (arrival + 1..b.periods())
-                        .find(|&s| arrives(b, f, lane.to, s))
-                        .unwrap_or(b.periods());
-                    let ship_by = self.date(t as i64);
-                    let covers = self.covers(b, lane.to, arrival, next);
-                    out.push(Transfer {
-                        part: part.code.clone(),
-                        from: self.inst.locations[b.locs[lane.from].ix()].code.clone(),
-                        to: to.code.clone(),
-                        qty,
-                        ship_period: t,
-                        ship_by,
-                        arrival_period: arrival,
-                        arrive_on: ship_by + Duration::days(i64::from(full.lead_time_days)),
-                        cost: full.cost_per_unit.checked_mul(qty).unwrap_or(Amount::ZERO),
-                        credit_impact: to
-                            .credit_headroom
-                            .and_then(|_| part.dealer_price.checked_mul(qty)),
-                        reason: Reason {
-                            covers,
-                            also_serves: self.codes(&b.served_for[lane.to]),
-                            stock_line: f.inv[lane.to].clone(),
-                            binding: self.binding_for(b, f, lane.to, arrival, false),
-                        },
-                    });
-                }
-            }
-        }
-        out
-    }
 }
 
-fn arrives(b: &Block, f: &Flows, l: usize, t: usize) -> bool {
-    b.lanes.iter().enumerate().any(|(k, lane)| {
-        lane.to == l
-            && t >= lane.offset
-            && f.moves[k].get(t - lane.offset).is_some_and(|q| *q > 0.5)
-    })
+/// Per local and period: whether a transfer arrives there then.
+fn arrivals(b: &Block, f: &Flows) -> Vec<Vec<bool>> {
+    let mut at = vec![vec![false; b.periods()]; b.locs.len()];
+    for (k, lane) in b.lanes.iter().enumerate() {
+        for (t, q) in f.moves[k].iter().enumerate() {
+            if *q > 0.5 && t + lane.offset < b.periods() {
+                at[lane.to][t + lane.offset] = true;
+            }
+        }
+    }
+    at
 }
