@@ -129,6 +129,38 @@ impl BlockNet {
         }
     }
 
+    /// The basis of the plan that buys and moves nothing: every demand short, all stock
+    /// carried along its location's chain to the horizon's end. It is feasible at any
+    /// prices and has the network's shape, so a cold solve starts from a real plan instead
+    /// of one artificial arc per node, and the plan at the slack penalties (which uses the
+    /// linking rows least) is a few pivots from it. Locations under the hard-service cap,
+    /// whose shortage is capped, start from their artificial arcs as before.
+    pub fn shortage_start(&self, block: &Block) -> Basis {
+        let t_n = block.periods();
+        let capped = |l: usize| block.max_short[l].is_some();
+        let carried: Vec<Vec<f64>> = (0..block.locs.len())
+            .map(|l| {
+                let mut stock = block.on_hand[l];
+                (0..t_n)
+                    .map(|t| {
+                        stock += block.pipeline[l][t];
+                        stock
+                    })
+                    .collect()
+            })
+            .collect();
+        let (mut tree, mut upper) = (Vec::new(), Vec::new());
+        for (a, role) in self.roles.iter().enumerate() {
+            match *role {
+                Role::Short(l, _) if !capped(l) => upper.push(a),
+                Role::StockHigh(l, t) if !capped(l) && carried[l][t] > 0.0 => tree.push(a),
+                _ => {}
+            }
+        }
+        // The chains are disjoint paths into the outside node: never a cycle.
+        Basis::from_forest(&self.net, &tree, &upper).unwrap_or_default()
+    }
+
     /// Solves at the current costs from `warm` (if given) and reads the block's flows.
     pub fn solve(&self, block: &Block, warm: Option<&Basis>) -> Result<(Flows, Basis), Fail> {
         let o = netsimplex::solve(&self.net, warm).map_err(|e| match e {

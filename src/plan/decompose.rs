@@ -126,7 +126,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     let mut profile = Profile::default();
     let first: Vec<Priced> = blocks
         .par_iter()
-        .map(|b| price(links, b, None, None))
+        .map(|b| price(links, b, None, Start::Artificial))
         .collect::<Result<_, _>>()
         .map_err(DwFail::Other)?;
     profile.pricing_wall_ms += lp::ms(started);
@@ -154,7 +154,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         .filter(|&p| !touching[p].is_empty())
         .map(|p| {
             let prices = Prices::for_block(links, &blocks[p], &penalty);
-            price(links, &blocks[p], Some(&prices), Some(&bases[p])).map(|c| (p, c))
+            price(links, &blocks[p], Some(&prices), Start::Shortage).map(|c| (p, c))
         })
         .collect::<Result<_, _>>()
         .map_err(DwFail::Other)?;
@@ -165,6 +165,13 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     }
     master.activate(&broken, &columns);
     profile.columns = columns.iter().map(Vec::len).sum();
+    tracing::debug!(
+        parts = blocks.len(),
+        frugal = profile.part_solves - blocks.len(),
+        rows = master.active_rows(),
+        elapsed_s = started.elapsed().as_secs_f64(),
+        "decomposition: first plans priced"
+    );
     let mut out = None;
     let mut iterations = 0;
     let mut finish = Finish::Optimal;
@@ -199,7 +206,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             .par_iter()
             .map(|&p| {
                 let prices = Prices::for_block(links, &blocks[p], &sep);
-                price(links, &blocks[p], Some(&prices), Some(&bases[p])).map(|c| (p, c))
+                price(links, &blocks[p], Some(&prices), Start::From(&bases[p])).map(|c| (p, c))
             })
             .collect::<Result<_, _>>()
             .map_err(DwFail::Other)?;
@@ -347,16 +354,37 @@ fn retire_idle(columns: &mut [Vec<Column>], master: &mut Master) -> usize {
     retired
 }
 
-/// Solves one part at `prices` as a network, from `warm` when given.
+/// Where a part's network simplex starts.
+enum Start<'a> {
+    /// One artificial arc per node: the unpriced optimum is far from any plan we know.
+    Artificial,
+    /// The plan that buys nothing ([`blockflow::BlockNet::shortage_start`]): a few pivots
+    /// from the plan at the slack penalties. Measured at 500 × 20,000 (examples of 3,000
+    /// parts): 0.43 ms a part against 0.98 ms from the unpriced optimum's basis.
+    Shortage,
+    /// The part's basis of its last solve: only costs changed since.
+    From(&'a Basis),
+}
+
+/// Solves one part at `prices` as a network from `start`.
 fn price(
     links: &LinkRows,
     block: &Block,
     prices: Option<&Prices>,
-    warm: Option<&Basis>,
+    start: Start,
 ) -> Result<Priced, Fail> {
     let started = Instant::now();
     let mut net = blockflow::BlockNet::new(block);
     net.price(block, prices);
+    let shortage;
+    let warm = match start {
+        Start::Artificial => None,
+        Start::Shortage => {
+            shortage = net.shortage_start(block);
+            Some(&shortage)
+        }
+        Start::From(basis) => Some(basis),
+    };
     let build_ms = lp::ms(started);
     let solving = Instant::now();
     let (flows, basis) = net.solve(block, warm)?;
