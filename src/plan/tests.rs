@@ -611,10 +611,21 @@ fn a_block_as_a_network_has_the_lp_optimum_at_any_prices() {
             let priced = lp::Prices::for_block(&links, b, &pi);
             for prices in [None, Some(&priced)] {
                 let lp_value = lp::solve_block(&m, b, prices, Mode::Lp).map(|(_, v)| v);
-                let net = blockflow::solve_block(b, prices, None).map(|(f, _)| {
-                    let use_cost = prices.map_or(0.0, |p| p.cost_of(&f));
-                    lp::costs(b, &f).total() + use_cost
-                });
+                let value =
+                    |f: &lp::Flows| lp::costs(b, f).total() + prices.map_or(0.0, |p| p.cost_of(f));
+                let net = blockflow::solve_block(b, prices, None).map(|(f, _)| value(&f));
+                // From the buy-nothing basis too (the decomposition's start at the slack
+                // penalties).
+                let mut bn = blockflow::BlockNet::new(b);
+                bn.price(b, prices);
+                let start = bn.shortage_start(b);
+                assert!(!start.is_empty(), "seed {seed}: no buy-nothing basis");
+                let from_shortage = bn.solve(b, Some(&start)).map(|(f, _)| value(&f));
+                match (&net, &from_shortage) {
+                    (Ok(x), Ok(y)) => assert!((x - y).abs() <= 1e-6 * (1.0 + x.abs())),
+                    (Err(_), Err(_)) => {}
+                    (x, y) => panic!("seed {seed}: cold {x:?} vs from shortage {y:?}"),
+                }
                 match (lp_value, net) {
                     (Ok(a), Ok(b)) => assert!(
                         (a - b).abs() <= 1e-6 * (1.0 + a.abs()),
