@@ -607,6 +607,7 @@ impl<'a> Simplex<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
