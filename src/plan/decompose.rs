@@ -142,7 +142,17 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         bases.push(priced.basis);
     }
     let mut master = Master::new(&columns, links, penalty.clone());
-    let broken = master.broken_rows(&columns);
+    // Only the budget rows enter before the first solve. They link every part, and the mix
+    // that meets them breaks far fewer capacity and credit rows than the base plans do;
+    // those enter when the master's mix breaks them. Measured at 500 × 20,000: 1,297
+    // rows in the first master instead of 5,307 and a master 2.5 × faster per round
+    // (`--time-limit 42`: 8 rounds, gap 46 %, against 4 rounds, 52 %); 60 × 800 to the
+    // 0.1 % gap 3.9 s against 4.1 s; 200 × 5,000 alike after 20 s.
+    let broken: Vec<usize> = master
+        .broken_rows(&columns)
+        .into_iter()
+        .filter(|&r| links.rows[r].family == Family::Budget)
+        .collect();
     let touching = touching_rows(blocks, links);
     // A second first plan per part, priced at the slack penalties: the plan using least of
     // the linking rows. Together they usually make the first master feasible without its
