@@ -38,7 +38,7 @@ pub fn safety_stock(mu: f64, var: f64, mu_review: f64, fill_rate: f64) -> f64 {
 }
 
 /// The stock level S (safety stock plus `mu`) whose expected shortage per cycle leaves the
-/// fill rate, or 0 when none is needed; Newton from `guess` (any S ≥ 0: a neighbouring
+/// fill rate, or 0 when none is needed; Halley's method from `guess` (any S ≥ 0: a neighbouring
 /// period's level makes it a step or two).
 pub fn stock_level(mu: f64, var: f64, mu_review: f64, fill_rate: f64, guess: f64) -> f64 {
     if mu <= 0.0 || var <= 0.0 || mu_review <= 0.0 {
@@ -285,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn newton_agrees_with_bisection_on_the_loss() {
+    fn the_stock_level_leaves_exactly_the_allowed_loss() {
         // For lumpy and smooth demand alike, the stock found leaves exactly the allowed
         // expected shortage (bisection on the plain loss function as the reference).
         for (mu, var, mu_r, beta) in [
