@@ -119,7 +119,7 @@ fn gamma_cut(shape: f64, scale: f64, s: f64, ln_gamma_shape: f64) -> Cut {
     }
     let x = s / scale;
     let front = (shape * x.ln() - x - ln_gamma_shape).exp();
-    let tail = 1.0 - regularized_gamma_p(shape, x, ln_gamma_shape);
+    let tail = 1.0 - regularized_gamma_p(shape, x, front);
     let tail_above = (tail + front / shape).min(1.0);
     Cut {
         loss: (shape * scale * tail_above - s * tail).max(0.0),
@@ -141,15 +141,14 @@ pub fn gamma_loss(shape: f64, scale: f64, s: f64) -> f64 {
 /// P(a, x), the regularized lower incomplete gamma function (series below a + 1, continued
 /// fraction above; Numerical Recipes §6.2).
 pub fn lower_regularized_gamma(a: f64, x: f64) -> f64 {
-    regularized_gamma_p(a, x, ln_gamma(a))
-}
-
-/// P(a, x) given ln Γ(a).
-fn regularized_gamma_p(a: f64, x: f64, ln_gamma_a: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
-    let log_front = a * x.ln() - x - ln_gamma_a;
+    regularized_gamma_p(a, x, (a * x.ln() - x - ln_gamma(a)).exp())
+}
+
+/// P(a, x) for x > 0 given its front x^a·e^(−x)/Γ(a), which the caller also needs.
+fn regularized_gamma_p(a: f64, x: f64, front: f64) -> f64 {
     if x < a + 1.0 {
         let (mut term, mut sum, mut ap) = (1.0 / a, 1.0 / a, a);
         for _ in 0..1000 {
@@ -160,9 +159,9 @@ fn regularized_gamma_p(a: f64, x: f64, ln_gamma_a: f64) -> f64 {
                 break;
             }
         }
-        (sum * log_front.exp()).clamp(0.0, 1.0)
+        (sum * front).clamp(0.0, 1.0)
     } else {
-        (1.0 - log_front.exp() * upper_fraction(a, x)).clamp(0.0, 1.0)
+        (1.0 - front * upper_fraction(a, x)).clamp(0.0, 1.0)
     }
 }
 
