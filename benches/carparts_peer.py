@@ -9,9 +9,9 @@ Run through benches/carparts_peer.sh, which makes the venv and runs our binary f
    quantiles around its mean (scipy.stats.poisson.ppf), written in our CSV format
    (series_id,step,mean,p50,...,p999);
 2. scores our CSV and every peer CSV with one port of `Tally` / `stock_for_fill`
-   (src/forecast/backtest.rs), on the 8 written levels, on the 7 levels of the issue's format
-   (p50..p995) and on the 32 FINE_LEVELS;
-3. checks the port against what our binary printed (8 levels), and prints the table.
+   (src/forecast/backtest.rs), on the 32 written LEVELS, on the 8 STANDARD_LEVELS and on the
+   7 levels of the issue's format (p50..p995), each grid read from the same CSV columns;
+3. checks the port against what our binary printed, and prints the table.
 
 A fill rate the levels of a grid never reach is reported as "not reached", never extrapolated
 into the table; a linear extrapolation from the top two levels is printed apart, labelled.
@@ -29,14 +29,14 @@ import pandas as pd
 from scipy.stats import poisson
 
 # Must match src/forecast/backtest.rs (checked against the source at start-up).
-LEVELS = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
-FINE_LEVELS = [
+LEVELS = [
     0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95,
     0.955, 0.96, 0.965, 0.97, 0.975, 0.98, 0.985, 0.99, 0.9925, 0.995, 0.9965, 0.998, 0.999,
     0.9995, 0.9998, 0.9999,
 ]
+STANDARD_LEVELS = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+STANDARD = [LEVELS.index(p) for p in STANDARD_LEVELS]  # their columns among LEVELS
 FILL_TARGETS = [0.85, 0.90]
-ISSUE_LEVELS = LEVELS[:7]  # the issue's CSV format: p50 .. p995
 GOAL_RATIO = 0.85  # goal: >= 15 % less stock than the anchor
 
 
@@ -55,7 +55,7 @@ def check_levels_against_source(src):
             sys.exit(f"cannot find {name} in {src}")
         return [float(x) for x in m.group(1).replace("\n", " ").split(",") if x.strip()]
 
-    for name, ours in (("LEVELS", LEVELS), ("FINE_LEVELS", FINE_LEVELS)):
+    for name, ours in (("LEVELS", LEVELS), ("STANDARD_LEVELS", STANDARD_LEVELS)):
         if const(name) != ours:
             sys.exit(f"{name} in {src} changed: {const(name)}; update {__file__}")
 
@@ -221,15 +221,17 @@ def peer_forecasts(ids, periods, train, horizon):
 
 
 def parse_report(text):
-    """The [all] section of `spareplan backtest`: per-level coverage/fill/stock and the stock
-    for each fill target along the 8 levels and along the fine grid."""
+    """The [all] section of `spareplan backtest`: coverage/fill/stock at the standard levels and
+    the stock for each fill target along the written levels and along the standard ones."""
     sec = text.split("[all]", 1)[1].split("\n[", 1)[0]
     levels = {}
     for m in re.finditer(r"^\s+(p\d+)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)\s*$", sec, re.M):
         levels[m.group(1)] = (float(m.group(2)), float(m.group(3)), m.group(4))
     stock = {}
-    for m in re.finditer(r"stock for (\d+)% fill: (\S+(?: reached)?) \((.+?) along (\d+) levels\)", sec):
-        stock[int(m.group(1))] = (m.group(2), m.group(3), int(m.group(4)))
+    pat = (r"stock for (\d+)% fill: (\S+(?: reached)?) along the (\d+) written levels "
+           r"\((.+?) along the \d+ above\)")
+    for m in re.finditer(pat, sec):
+        stock[int(m.group(1))] = (m.group(2), m.group(4), int(m.group(3)))
     acc = re.search(r"MASE ([\d.]+).*RMSSE ([\d.]+).*bias ([+-][\d.]+)", sec)
     return levels, stock, acc
 
@@ -264,31 +266,29 @@ def main():
     means = peer_forecasts(ids, periods, train, actual.shape[1])
     t_fit = time.time() - t1
     peers = {}
-    for name, mean in means.items():
-        q8 = poisson_quantiles(mean, LEVELS)
-        write_forecast_csv(work / f"peer-{name}.csv", ids, mean, q8, LEVELS)
-        # Score from the CSV as written, the same reader as ours.
-        mean_r, q8_r = read_forecast_csv(work / f"peer-{name}.csv", ids, actual.shape[1], LEVELS)
-        qf = poisson_quantiles(mean_r, FINE_LEVELS)
-        peers[name] = {
-            "t8": tally(actual, q8_r),
-            "t7": tally(actual, q8_r[:, :, :7]),
-            "tf": tally(actual, qf),
-            "acc": accuracy(train, actual, mean_r),
+    def grids(mean, q):
+        """Tallies of one CSV's quantiles on the three grids, and its accuracy."""
+        return {
+            "tf": tally(actual, q),
+            "t8": tally(actual, q[:, :, STANDARD]),
+            "t7": tally(actual, q[:, :, STANDARD[:7]]),
+            "acc": accuracy(train, actual, mean),
         }
 
+    for name, mean in means.items():
+        q = poisson_quantiles(mean, LEVELS)
+        write_forecast_csv(work / f"peer-{name}.csv", ids, mean, q, LEVELS)
+        # Score from the CSV as written, the same reader as ours.
+        peers[name] = grids(*read_forecast_csv(work / f"peer-{name}.csv", ids,
+                                               actual.shape[1], LEVELS))
+
     # ---- ours
-    mean_o, q8_o = read_forecast_csv(args.ours_csv, ids, actual.shape[1], LEVELS)
-    ours = {
-        "t8": tally(actual, q8_o),
-        "t7": tally(actual, q8_o[:, :, :7]),
-        "acc": accuracy(train, actual, mean_o),
-    }
+    ours = grids(*read_forecast_csv(args.ours_csv, ids, actual.shape[1], LEVELS))
     rep_levels, rep_stock, rep_acc = parse_report(Path(args.ours_report).read_text())
 
-    # ---- cross-check the port against the binary (8 levels)
+    # ---- cross-check the port against the binary
     problems = []
-    for i, p in enumerate(LEVELS):
+    for i, p in enumerate(STANDARD_LEVELS):
         cov, fill, stock = rep_levels[level_name(p)]
         t = ours["t8"]
         if f"{100 * t['coverage'][i]:.1f}" != f"{cov:.1f}":
@@ -297,16 +297,15 @@ def main():
             problems.append(f"{level_name(p)} fill {100 * t['fill'][i]:.1f} vs {fill:.1f}")
         if f"{t['stock'][i]:.3f}" != stock:
             problems.append(f"{level_name(p)} stock {t['stock'][i]:.3f} vs {stock}")
-    ours_fine = {}
     for target in FILL_TARGETS:
         pct = round(100 * target)
-        printed8, printed_fine, nf = rep_stock[pct]
-        if nf != len(FINE_LEVELS):
-            problems.append(f"binary's fine grid has {nf} levels, expected {len(FINE_LEVELS)}")
-        mine = fmt(stock_for_fill(ours["t8"]["fill"], ours["t8"]["stock"], target))
-        if mine != printed8:
-            problems.append(f"stock for {pct}% fill: port {mine} vs binary {printed8}")
-        ours_fine[target] = None if printed_fine == "not reached" else float(printed_fine)
+        printed_all, printed8, nl = rep_stock[pct]
+        if nl != len(LEVELS):
+            problems.append(f"binary writes {nl} levels, expected {len(LEVELS)}")
+        for g, printed in (("tf", printed_all), ("t8", printed8)):
+            mine = fmt(stock_for_fill(ours[g]["fill"], ours[g]["stock"], target))
+            if mine != printed:
+                problems.append(f"stock for {pct}% fill ({g}): port {mine} vs binary {printed}")
     acc_o = ours["acc"]
     if rep_acc:
         for key, val, nd in (("mase", rep_acc.group(1), 3), ("rmsse", rep_acc.group(2), 3)):
@@ -316,7 +315,8 @@ def main():
         print("CROSS-CHECK FAILED (Python port vs binary):\n  " + "\n  ".join(problems))
         sys.exit(1)
     print("cross-check: the Python port on our CSV reproduces every figure the binary printed "
-          "(coverage, fill and stock at the 8 levels, stock for 85 %/90 % fill, MASE, RMSSE)")
+          "(coverage, fill and stock at the 8 standard levels, stock for 85 %/90 % fill along "
+          "the 32 written and the 8 standard levels, MASE, RMSSE)")
 
     # ---- the anchor: the peer needing least stock for 85 % fill on the issue's 7 levels
     def s(t, target):
@@ -336,12 +336,9 @@ def main():
           f" {'32 lv 85%':>11} {'32 lv 90%':>11}")
     rows = list(peers.items()) + [("ours (spareplan)", None)]
     for name, r in rows:
-        if r is None:
-            a, t8, t7 = ours["acc"], ours["t8"], ours["t7"]
-            fine = [fmt(ours_fine[x]) for x in FILL_TARGETS]
-        else:
-            a, t8, t7 = r["acc"], r["t8"], r["t7"]
-            fine = [fmt(s(r["tf"], x)) for x in FILL_TARGETS]
+        r = ours if r is None else r
+        a, t8, t7 = r["acc"], r["t8"], r["t7"]
+        fine = [fmt(s(r["tf"], x)) for x in FILL_TARGETS]
         print(f"  {name + (' *' if name == anchor else ''):<17} {a['mase']:>6.3f} "
               f"{a['rmsse']:>6.3f} {a['bias']:>+8.4f}  {100 * t8['coverage'][2]:>6.1f}% "
               f"{100 * t8['coverage'][3]:>6.1f}%  {100 * t8['fill'][6]:>8.1f}% "
@@ -353,14 +350,11 @@ def main():
 
     # ---- the table: the best peer (the anchor) and, if another, the issue's IMAPA
     shown = [anchor] + [m for m in ("IMAPA",) if m != anchor and m in peers]
-    grids = [
-        ("8 levels p50..p999 (written)", "t8"),
+    grid_names = [
+        ("32 levels (written)", "tf"),
+        ("8 standard levels p50..p999", "t8"),
         ("7 levels p50..p995 (issue)", "t7"),
-        ("32 FINE_LEVELS", "tf"),
     ]
-
-    def ours_at(g, target):
-        return ours_fine[target] if g == "tf" else s(ours[g], target)
 
     print(f"\nstock per series-month for a fill rate: peer = statsforecast + Poisson quantiles "
           f"around its mean, ours = spareplan backtest; goal: ours/peer <= {GOAL_RATIO:.2f} "
@@ -368,17 +362,16 @@ def main():
     head = "".join(f"  {m:>11}" for m in shown) + f"  {'ours':>11}"
     head += "".join(f"  {'ours/' + m:>11}" for m in shown)
     print(f"  {'grid':<30} {'fill':>4}{head}  goal")
-    for gname, g in grids:
+    for gname, g in grid_names:
         for target in FILL_TARGETS:
-            so = ours_at(g, target)
+            so = s(ours[g], target)
             sp = [s(peers[m][g], target) for m in shown]
             ratios = [None if x is None or so is None else so / x for x in sp]
             goal = "n/a" if ratios[0] is None else ("met" if ratios[0] <= GOAL_RATIO else "missed")
             row = "".join(f"  {fmt(x):>11}" for x in sp) + f"  {fmt(so):>11}"
             row += "".join(f"  {fmt(r):>11}" for r in ratios)
             print(f"  {gname:<30} {100 * target:>3.0f}%{row}  {goal}")
-    print("  (ours on 32 levels: the figure the binary prints; the fine quantiles are not in its "
-          "CSV. Peers on 32 levels: Poisson quantiles at FINE_LEVELS computed here.)")
+    print("  (every grid is read from the same CSV columns: the 8 and 7 are subsets of the 32)")
     for m in shown:
         P = peers[m]
         print(f"\npeer {m:<6} coverage p90 {100 * P['t8']['coverage'][2]:.1f}%  p95 "
@@ -391,7 +384,7 @@ def main():
 
     # ---- where a grid never reaches a target: a labelled extrapolation, not a measurement
     notes = []
-    for gname, g in grids:
+    for gname, g in grid_names:
         for who, t in [(m, peers[m][g]) for m in shown] + [("ours", ours.get(g))]:
             if t is None:
                 continue
@@ -404,10 +397,10 @@ def main():
     if notes:
         print("\nnot reached (reported as such above; extrapolations for reference only):")
         print("\n".join(notes))
-    print("\nper-level trade-off on the 8 written levels: fill / stock per series-month")
+    print("\nper-level trade-off on the 8 standard levels: fill / stock per series-month")
     print(f"  {'level':<6}" + "".join(f"  {m + ' fill':>11} {m + ' stock':>11}" for m in shown)
           + f"  {'ours fill':>11} {'ours stock':>11}")
-    for i, p in enumerate(LEVELS):
+    for i, p in enumerate(STANDARD_LEVELS):
         row = "".join(f"  {100 * peers[m]['t8']['fill'][i]:>10.1f}% {peers[m]['t8']['stock'][i]:>11.3f}"
                       for m in shown)
         print(f"  {level_name(p):<6}{row}  {100 * ours['t8']['fill'][i]:>10.1f}% "

@@ -2,8 +2,8 @@
 # Same-run peer comparison for issue 5's car parts goal: statsforecast's intermittent models
 # (IMAPA, Croston variants, ADIDA, TSB; Poisson quantiles around each model's mean) against
 # `spareplan backtest`, train 39 months, forecast 12, both scored by one Python port of the
-# backtest's stocking trade-off (Tally / stock_for_fill in src/forecast/backtest.rs) on the 8
-# written levels, the issue's 7 levels (p50..p995) and the 32 FINE_LEVELS. The port is checked
+# backtest's stocking trade-off (Tally / stock_for_fill in src/forecast/backtest.rs) on the
+# 32 written levels, the 8 standard ones and the issue's 7 (p50..p995). The port is checked
 # against the figures the binary prints. See benches/carparts_peer.py.
 #
 #   benches/carparts_peer.sh

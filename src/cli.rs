@@ -85,7 +85,7 @@ enum Command {
         /// Periods forecast from each origin.
         #[arg(long, default_value_t = 12)]
         horizon: usize,
-        /// Where to write the forecasts (series_id,step,mean,p50,…,p999); with --series.
+        /// Where to write the forecasts (series_id,step,mean,p50,p60,…,p9999: 32 levels); with --series.
         #[arg(long, default_value = "backtest-forecasts.csv")]
         out: PathBuf,
     },
