@@ -300,8 +300,15 @@ pub fn summary(stored: &StoredForecast) -> String {
     );
     let mut by_class: HashMap<String, (usize, f64)> = HashMap::new();
     for s in &run.series {
+        // A pooled series' level and spread come from the hurdle model; its method still
+        // gives the lead-time persistence and stands in wherever the model cannot be fitted.
+        let method = if s.pooled {
+            format!("pooled ({:?})", s.method.kind())
+        } else {
+            format!("{:?}", s.method.kind())
+        };
         let entry = by_class
-            .entry(format!("{:?} → {:?}", s.class, s.method.kind()))
+            .entry(format!("{:?} → {method}", s.class))
             .or_default();
         entry.0 += 1;
         entry.1 += (0..run.horizon).map(|t| f64::from(s.mean(t))).sum::<f64>();
@@ -310,11 +317,11 @@ pub fn summary(stored: &StoredForecast) -> String {
     classes.sort_by_key(|c| std::cmp::Reverse(c.1 .0));
     let _ = writeln!(
         out,
-        "  {:<28} {:>8} {:>14}",
+        "  {:<32} {:>8} {:>14}",
         "class → method", "series", "units/horizon"
     );
     for (name, (count, units)) in classes {
-        let _ = writeln!(out, "  {name:<28} {count:>8} {units:>14.0}");
+        let _ = writeln!(out, "  {name:<32} {count:>8} {units:>14.0}");
     }
     let _ = writeln!(
         out,

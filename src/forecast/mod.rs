@@ -9,7 +9,8 @@
 //!   one period and summed over a lead time.
 //! - [`pooled`]: a cross-series hurdle model (occurrence × size) fitted on inner rolling
 //!   origins of the history, its whole-unit quantiles read at levels recalibrated on the same
-//!   inner folds; the backtest's mean and quantiles where the history allows.
+//!   inner folds; the backtest's mean and quantiles, and a run's series level and one-period
+//!   dispersion, where the history allows (≥ 100 series, ≥ 3 inner origins).
 //! - [`history`]: the demand matrix and the causal (installed base × usage) model built from the
 //!   interchange rows.
 //! - [`run()`]: the whole network in parallel, series and causal forecasts combined.

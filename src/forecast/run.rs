@@ -7,6 +7,11 @@
 //! forecast with weight w = H / (H + k), H the amount of history in units of demand (what the
 //! causal model expected over the history, or what was observed if more) and k the prior
 //! weight. A station with no history or no exposure in it leans on the causal forecast.
+//!
+//! The series level is the cross-series hurdle model's mean where it can be fitted
+//! ([`PooledModel`]: the law the backtest scores), and the one-period φ of the spread the NB
+//! dispersion with the hurdle law's variance, so the planner's safety stock sees the lumpy
+//! law's spread; the lead-time persistence ρ stays the series' own.
 
 use std::collections::HashMap;
 
@@ -17,6 +22,7 @@ use super::classify::DemandClass;
 use super::history::{CausalConfig, History, SeriesKey};
 use super::methods::MethodSpec;
 use super::period::{Month, PeriodLength};
+use super::pooled::PooledModel;
 use super::series::{fit_series, SeriesConfig, SeriesFit, SeriesOverride};
 use super::spread::Dispersion;
 use super::ForecastError;
@@ -65,6 +71,10 @@ pub struct SeriesForecast {
     /// Mean demand per horizon period.
     pub means: Vec<f32>,
     pub spread: Dispersion,
+    /// Whether `series_level` and the one-period φ of `spread` come from the cross-series
+    /// model ([`PooledModel`]) rather than from `method` alone.
+    #[serde(default)]
+    pub pooled: bool,
 }
 
 impl SeriesForecast {
@@ -118,15 +128,36 @@ pub fn run(
         .iter()
         .map(|o| ((o.part.as_str(), o.station.as_str()), &o.set))
         .collect();
-    let series = (0..history.keys.len())
-        .into_par_iter()
-        .map(|i| {
+    let rows: Vec<Vec<f32>> = history
+        .demand
+        .rows()
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect();
+    let model = if cfg.series.pooled {
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        PooledModel::fit(&refs, horizon)
+    } else {
+        None
+    };
+    let series = rows
+        .par_iter()
+        .enumerate()
+        .map(|(i, y)| {
             let key = &history.keys[i];
-            let y = history.demand.row(i);
-            let y = y.as_slice().map_or_else(|| y.to_vec(), <[f32]>::to_vec);
             let over = overrides.get(&(key.part.as_str(), key.station.as_str()));
-            let fit = fit_series(&y, &cfg.series, over.copied());
-            let (weight, means) = combine(history, i, &y, &fit, &cfg.causal, horizon);
+            let mut fit = fit_series(y, &cfg.series, over.copied());
+            // The pooled law is the one the backtest scores; a planner's override of the
+            // method keeps the series its own.
+            let pooled = model
+                .as_ref()
+                .filter(|_| over.is_none())
+                .map(|m| m.predict(y));
+            if let Some(law) = &pooled {
+                fit.level = law.mean() as f32;
+                fit.spread.phi = law.nb_dispersion() as f32;
+            }
+            let (weight, means) = combine(history, i, y, &fit, &cfg.causal, horizon);
             SeriesForecast {
                 key: key.clone(),
                 class: fit.class,
@@ -135,6 +166,7 @@ pub fn run(
                 series_weight: weight,
                 means,
                 spread: fit.spread,
+                pooled: pooled.is_some(),
             }
         })
         .collect();
@@ -190,7 +222,7 @@ fn combine(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, Array2};
 
     fn plain() -> History {
         let keys = ["a", "b"]
@@ -239,6 +271,65 @@ mod tests {
         assert!(a.lead_time_quantile(0.95, 6) >= a.quantile(0, 0.95));
         // Past the horizon the last mean repeats.
         assert_eq!(a.mean(10), a.mean(1));
+    }
+
+    #[test]
+    fn a_network_of_series_takes_its_level_and_spread_from_the_pooled_model() {
+        // 150 monthly series × 36 of lumpy demand (a k-unit demand every k-th month, k = 1..5);
+        // the last one is overridden to SES.
+        let n = 150;
+        let keys: Vec<SeriesKey> = (0..n)
+            .map(|s| SeriesKey {
+                part: format!("P{s}"),
+                station: "S1".into(),
+            })
+            .collect();
+        let demand = Array2::from_shape_fn((n, 36), |(s, t)| {
+            let k = 1 + s % 5;
+            if (t + s) % k == 0 {
+                k as f32
+            } else {
+                0.0
+            }
+        });
+        let history = History::from_series(keys, demand, PeriodLength::Month, None).unwrap();
+        let cfg = ForecastConfig {
+            overrides: vec![Override {
+                part: format!("P{}", n - 1),
+                station: "S1".into(),
+                set: SeriesOverride {
+                    method: None,
+                    spec: Some(MethodSpec::Ses { alpha: 0.5 }),
+                },
+            }],
+            ..ForecastConfig::default()
+        };
+        let r = run(&history, &cfg, 12).unwrap();
+        let rows: Vec<Vec<f32>> = history
+            .demand
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect();
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let model = PooledModel::fit(&refs, 12).unwrap();
+        for (s, f) in r.series.iter().enumerate().take(n - 1) {
+            let law = model.predict(&rows[s]);
+            assert!(f.pooled);
+            assert!((f.series_level - law.mean() as f32).abs() < 1e-6);
+            assert!((f.spread.phi - law.nb_dispersion() as f32).abs() < 1e-6);
+            // No causal model: the flat level is the forecast.
+            assert!(f.means.iter().all(|m| *m == f.series_level));
+        }
+        let overridden = &r.series[n - 1];
+        assert!(!overridden.pooled);
+        assert_eq!(overridden.method, MethodSpec::Ses { alpha: 0.5 });
+        // Too few series to pool: the series methods alone.
+        assert!(run(&plain(), &ForecastConfig::default(), 2)
+            .unwrap()
+            .series
+            .iter()
+            .all(|f| !f.pooled));
     }
 
     #[test]

@@ -76,9 +76,11 @@ pub struct SeriesConfig {
     /// Weight of the class-pooled dispersion prior, in multiples of the median series'
     /// information (0 = every series on its own errors alone).
     pub pool_strength: f64,
-    /// Backtest: take each series' mean and quantiles from the cross-series hurdle model
-    /// ([`super::pooled`]) fitted on inner origins of the training periods, where they are
-    /// long enough; the series' own level and negative binomial spread otherwise.
+    /// Take each series' level and spread from the cross-series hurdle model
+    /// ([`super::pooled`]) fitted on inner origins of the training periods, where there are
+    /// enough of them and of series: in a backtest its mean and whole-unit quantiles, in a
+    /// run its mean and the NB dispersion of its variance. The series' own level and negative
+    /// binomial spread otherwise, and for a series whose method a planner overrode.
     pub pooled: bool,
 }
 
