@@ -327,6 +327,11 @@ impl History {
         self.demand.ncols()
     }
 
+    /// Each series' history as its own vector, oldest first (in the order of `keys`).
+    pub fn series_rows(&self) -> Vec<Vec<f32>> {
+        self.demand.rows().into_iter().map(|r| r.to_vec()).collect()
+    }
+
     pub fn has_causal(&self) -> bool {
         self.causal.is_some()
     }
