@@ -47,7 +47,8 @@ const MIN_INNER_HISTORY: usize = 12;
 /// so the windows coincide (the last-12 mean is the whole mean) and the fit cannot tell
 /// them apart, and a forecast from a longer history extrapolates: on the demo network,
 /// trained on 24 months with one inner origin, the model forecast 4.3× the demand that came
-/// (the series methods: −16 %); from 3 origins on it did better than they did.
+/// (the series methods: −16 %); from 3 origins on (train 27 or 30) its bias and the stock
+/// for an 85 % fill were below theirs, its RMSSE a little above.
 const MIN_ORIGINS: usize = 3;
 /// Series needed to fit the model: 25 coefficients and a dispersion are not learnt from a
 /// handful of series, whose own methods then stand alone.

@@ -128,7 +128,7 @@ pub fn run(
         .iter()
         .map(|o| ((o.part.as_str(), o.station.as_str()), &o.set))
         .collect();
-    let rows: Vec<Vec<f32>> = history.series_rows();
+    let rows = history.series_rows();
     let model = if cfg.series.pooled {
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         PooledModel::fit(&refs, horizon)
@@ -300,7 +300,7 @@ mod tests {
             ..ForecastConfig::default()
         };
         let r = run(&history, &cfg, 12).unwrap();
-        let rows: Vec<Vec<f32>> = history.series_rows();
+        let rows = history.series_rows();
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let model = PooledModel::fit(&refs, 12).unwrap();
         for (s, f) in r.series.iter().enumerate().take(n - 1) {
