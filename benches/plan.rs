@@ -88,8 +88,8 @@ fn main() {
         );
         if let Some(p) = &r.dw_profile {
             println!(
-                "  decomposition: master {:.0} ms | pricing wall {:.0} ms | {} part solves: building networks {:.0} ms cpu, network simplex {:.0} ms cpu | plans {} added, {} retired",
-                p.master_ms, p.pricing_wall_ms, p.part_solves, p.part_build_cpu_ms, p.part_solve_cpu_ms, p.columns, p.retired
+                "  decomposition: sample of {} parts {:.0} ms | master {:.0} ms | pricing wall {:.0} ms | {} part solves: building networks {:.0} ms cpu, network simplex {:.0} ms cpu | plans {} added, {} retired",
+                p.sample_parts, p.sample_ms, p.master_ms, p.pricing_wall_ms, p.part_solves, p.part_build_cpu_ms, p.part_solve_cpu_ms, p.columns, p.retired
             );
         }
         if check_monolith {

@@ -258,6 +258,10 @@ pub struct SolverFile {
     pub dw_gap: f64,
     #[serde(default = "default_dw_iter")]
     pub dw_max_iterations: usize,
+    /// Dantzig–Wolfe with at least this many parts first solves a tenth of them for its
+    /// starting prices; 0 never does.
+    #[serde(default = "default_dw_sample_from")]
+    pub dw_sample_from: usize,
 }
 
 fn default_time_limit() -> f64 {
@@ -275,6 +279,9 @@ fn default_dw_gap() -> f64 {
 fn default_dw_iter() -> usize {
     400
 }
+fn default_dw_sample_from() -> usize {
+    4_000
+}
 
 impl Default for SolverFile {
     fn default() -> Self {
@@ -286,6 +293,7 @@ impl Default for SolverFile {
             monolith_max_columns: default_monolith_max(),
             dw_gap: default_dw_gap(),
             dw_max_iterations: default_dw_iter(),
+            dw_sample_from: default_dw_sample_from(),
         }
     }
 }
@@ -325,6 +333,7 @@ pub struct SolverParams {
     pub monolith_max_columns: usize,
     pub dw_gap: f64,
     pub dw_max_iterations: usize,
+    pub dw_sample_from: usize,
 }
 
 /// A checked planning model. Build it with [`PlanModel::from_toml`] or [`ModelFile::check`].
@@ -433,6 +442,12 @@ impl ModelFile {
         if s.dw_max_iterations == 0 {
             return Err(field_err("solver.dw_max_iterations", "must be at least 1"));
         }
+        if (1..10).contains(&s.dw_sample_from) {
+            return Err(field_err(
+                "solver.dw_sample_from",
+                "must be 0 (no sample) or at least 10 parts",
+            ));
+        }
         let k = self.constraints;
         Ok(PlanModel {
             name: self.name,
@@ -465,6 +480,7 @@ impl ModelFile {
                 monolith_max_columns: s.monolith_max_columns,
                 dw_gap: s.dw_gap,
                 dw_max_iterations: s.dw_max_iterations,
+                dw_sample_from: s.dw_sample_from,
             },
         })
     }
