@@ -164,7 +164,11 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
     // stability centre too.
     let first_prices = sample_prices(model, blocks, links, &touching, started, &mut profile)
         .unwrap_or_else(|| vec![0.0; links.len()]);
-    let first_priced = |p: usize| touching[p].iter().any(|&r| first_prices[r] > 0.0);
+    // Parts that touch a row priced at the start (none without a sample).
+    let first_priced: Vec<bool> = touching
+        .iter()
+        .map(|rows| rows.iter().any(|&r| first_prices[r] > 0.0))
+        .collect();
     // A second first plan per part, priced at the slack penalties: the plan using least of
     // the linking rows. Together they usually make the first master feasible without its
     // slacks, so its duals are prices of the rows rather than echoes of the penalties (an
@@ -192,7 +196,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         .into_par_iter()
         .map(|p| {
             let prices =
-                first_priced(p).then(|| Prices::for_block(links, &blocks[p], &first_prices));
+                first_priced[p].then(|| Prices::for_block(links, &blocks[p], &first_prices));
             let start = frugal[p]
                 .as_ref()
                 .map_or(Start::Artificial, |f| Start::From(&f.basis));
@@ -287,7 +291,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             candidates.is_empty() || since_full + 1 >= FULL_EVERY || full_pricing_ms < master_ms;
         // A part priced at the start is priced in every full round even where `sep` leaves
         // its rows at zero (after a mis-priced round): its first value is no unpriced value.
-        let touched = |p: &usize| first_priced(*p) || touching[*p].iter().any(|&r| sep[r] > 1e-12);
+        let touched = |p: &usize| first_priced[*p] || touching[*p].iter().any(|&r| sep[r] > 1e-12);
         let priced: Vec<usize> = if full {
             (0..blocks.len()).filter(touched).collect()
         } else {
