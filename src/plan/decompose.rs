@@ -282,6 +282,23 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         let master_ms = lp::ms(master_started);
         profile.master_ms += master_ms;
         profile.retired += retire_idle(&mut columns, &mut master);
+        // Past the time limit, the mix just solved is the plan (it has used the plans
+        // priced in the round that ran out of time): pricing again would only move the
+        // bound. At 500 × 20,000 a full pricing round takes several master solves.
+        if started.elapsed().as_secs_f64() > model.solver.time_limit_s {
+            let gap = (duals.value - best_bound).max(0.0) / duals.value.abs().max(1.0);
+            if gap > model.solver.dw_gap {
+                finish = Finish::TimeLimit;
+            }
+            tracing::debug!(
+                round = iterations,
+                master = duals.value,
+                gap,
+                "decomposition: time limit"
+            );
+            out = Some((duals, gap, best_bound));
+            break;
+        }
         let sep: Vec<f64> = centre
             .iter()
             .zip(&duals.pi)
@@ -370,7 +387,6 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             elapsed_s = started.elapsed().as_secs_f64(),
             "decomposition round"
         );
-        let timed_out = started.elapsed().as_secs_f64() > model.solver.time_limit_s;
         // Only a full round can find that no plan improves; a partial one that finds none
         // is followed by a full one (its candidates are then empty).
         let mispriced = full && added == 0 && alpha > 0.0 && gap > model.solver.dw_gap;
@@ -378,10 +394,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         since_full = if full { 0 } else { since_full + 1 };
         // The master's solution before this round's columns: its weights are the plan's.
         out = Some((duals, gap, best_bound));
-        if done || timed_out {
-            if timed_out && !done {
-                finish = Finish::TimeLimit;
-            }
+        if done {
             break;
         }
         if iterations == model.solver.dw_max_iterations {

@@ -545,6 +545,41 @@ fn a_decomposition_stopped_after_any_round_writes_a_plan_that_keeps_every_constr
 }
 
 #[test]
+fn a_decomposition_out_of_time_writes_its_first_mix_without_pricing_again() {
+    // With no time at all, the first master's mix is the plan: one round, stopped at the
+    // time limit right after the master solve (pricing again would only move the bound),
+    // and the plan written out keeps every constraint. A tight budget keeps the first
+    // mix's gap open, so the stop is the limit's and not the gap's.
+    for seed in 0..3u64 {
+        let syn = synthetic::generate(6, 10, 6, 700 + seed);
+        let mut m = synthetic_model(
+            false,
+            0.4,
+            syn.monthly_consumption_value,
+            Method::DantzigWolfe,
+        );
+        m.solver.time_limit_s = 0.0;
+        let sol = solve_full(&m, &syn.instance);
+        let r = &sol.result;
+        assert_eq!(
+            r.status,
+            PlanStatus::TimeLimit,
+            "seed {seed}: {:?}",
+            r.reason
+        );
+        assert_eq!(r.iterations, 1, "seed {seed}");
+        let profile = r.dw_profile.expect("a decomposition's profile");
+        assert_eq!(
+            profile.part_solves,
+            2 * sol.blocks.len(),
+            "seed {seed}: only the first and frugal plans are priced"
+        );
+        let verdict = check_written_plan(&m, &syn.instance, &sol);
+        assert!(verdict.is_ok(), "seed {seed}: {verdict:?}");
+    }
+}
+
+#[test]
 fn a_replay_delivers_buys_due_within_the_period() {
     // Supplier and lane lead times under half a month (0 periods), demand 5 a month, nothing
     // on hand. The plan buys 5 at C and ships 5 to S every month; replayed against demand of
