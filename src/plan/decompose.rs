@@ -290,7 +290,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         // priced in the round that ran out of time): pricing again would only move the
         // bound. At 500 × 20,000 a full pricing round takes several master solves.
         if started.elapsed().as_secs_f64() > model.solver.time_limit_s {
-            let gap = (duals.value - best_bound).max(0.0) / duals.value.abs().max(1.0);
+            let gap = relative_gap(duals.value, best_bound);
             if gap > model.solver.dw_gap {
                 finish = Finish::TimeLimit;
             }
@@ -376,7 +376,7 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
             best_bound = bound;
             centre = sep;
         }
-        let gap = (duals.value - best_bound).max(0.0) / duals.value.abs().max(1.0);
+        let gap = relative_gap(duals.value, best_bound);
         tracing::debug!(
             round = iterations,
             master = duals.value,
@@ -444,6 +444,11 @@ pub fn solve(model: &PlanModel, blocks: &[Block], links: &LinkRows) -> Result<De
         solve_ms: lp::ms(started),
         profile,
     })
+}
+
+/// How far the master's value lies above the Lagrangian bound, relative to the value.
+fn relative_gap(value: f64, bound: f64) -> f64 {
+    (value - bound).max(0.0) / value.abs().max(1.0)
 }
 
 /// Σ_r rhs_r · π_r: what the rows' right-hand sides are worth at `prices`.
