@@ -40,6 +40,8 @@ pub struct Availability {
     pub superseded: bool,
     pub station_code: String,
     pub own: OwnStock,
+    /// Open lines (released, not fully received) to this station, soonest first.
+    pub arriving: Vec<Incoming>,
     /// Other locations holding it, nearest (by ETA) first.
     pub sources: Vec<Source>,
     /// Available in the station's region (its regional centre and stations), own included.
@@ -54,6 +56,15 @@ pub struct OwnStock {
     pub reserved: i64,
     pub available: i64,
     pub in_transit: i64,
+}
+
+/// What is on its way to the station on one open line.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct Incoming {
+    pub proposal_id: i64,
+    /// Still to arrive on the line.
+    pub qty: i64,
+    pub arrive_on: chrono::NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -131,8 +142,14 @@ struct Station {
     lanes_in: HashMap<i64, i64>,
 }
 
-/// The holders of a part, as read at a stock version.
-type Holders = (StockVersion, Arc<Vec<Holder>>);
+/// Where a part is and what of it is on the way, as read at a stock version. Releases and
+/// receipts move stock, so the version also tells when the open lines changed.
+struct PartStock {
+    holders: Vec<Holder>,
+    /// Open lines of the part: (destination id, proposal id, open quantity, expected on).
+    arriving: Vec<(i64, i64, i64, chrono::NaiveDate)>,
+}
+type Holders = (StockVersion, Arc<PartStock>);
 
 /// What availability look-ups remember. Code resolutions and stations (with their lanes)
 /// are reference data that change only by import: kept for `reference_ttl`, so an import
@@ -206,8 +223,8 @@ impl Lookups {
         Ok(station)
     }
 
-    /// Every location with stock of the part on hand or in transit.
-    async fn holders(&self, db: &Db, part_id: i64) -> Result<Arc<Vec<Holder>>, ServiceError> {
+    /// Every location with stock of the part on hand or in transit, and its open lines.
+    async fn holders(&self, db: &Db, part_id: i64) -> Result<Arc<PartStock>, ServiceError> {
         let versions = db.stock_versions();
         let now = versions.of(part_id);
         if let Some((_, holders)) = self
@@ -219,14 +236,23 @@ impl Lookups {
         // The version is read before the stock: a commit in between leaves the entry
         // marked with the older version, so the next look-up reads again.
         let mut conn = db.acquire().await?;
-        let holders = Arc::new(sql_fetch_all!(
+        let holders = sql_fetch_all!(
             Holder,
             conn.conn(),
             "select l.id, l.code, l.kind, l.region, l.lat, l.lon, b.on_hand, b.reserved, b.in_transit
              from stock_balance b join locations l on l.id = b.location_id
              where b.part_id = $1 and (b.on_hand > 0 or b.in_transit > 0)",
             part_id
-        )?);
+        )?;
+        let arriving = sql_fetch_all!(
+            (i64, i64, i64, chrono::NaiveDate),
+            conn.conn(),
+            "select to_id, id, qty - received_qty, arrive_on from proposals
+             where part_id = $1 and status = 'released' and received_qty < qty
+             order by arrive_on, id",
+            part_id
+        )?;
+        let holders = Arc::new(PartStock { holders, arriving });
         self.holders.put(part_id, (now, holders.clone()));
         Ok(holders)
     }
@@ -254,7 +280,19 @@ pub async fn availability(
     let mut own = OwnStock::default();
     let mut sources = Vec::new();
     let (mut regional_total, mut national_total) = (0, 0);
-    for (id, code, kind, loc_region, llat, llon, on_hand, reserved, in_transit) in holders.iter() {
+    let arriving: Vec<Incoming> = holders
+        .arriving
+        .iter()
+        .filter(|(to, ..)| *to == station.id)
+        .map(|&(_, proposal_id, qty, arrive_on)| Incoming {
+            proposal_id,
+            qty,
+            arrive_on,
+        })
+        .collect();
+    for (id, code, kind, loc_region, llat, llon, on_hand, reserved, in_transit) in
+        holders.holders.iter()
+    {
         let available = on_hand - reserved;
         national_total += available;
         if station.region.is_some() && *loc_region == station.region {
@@ -301,6 +339,7 @@ pub async fn availability(
         part_name: part.name,
         station_code: station_code.to_owned(),
         own,
+        arriving,
         sources,
         regional_total,
         national_total,
@@ -382,42 +421,25 @@ pub async fn record(
         StationMove::TransferArrival => MovementKind::TransferIn,
     };
     if what == StationMove::TransferArrival {
-        let Some(r) = reference
+        drop(tx);
+        let proposal_id = reference
             .as_deref()
             .and_then(|r| r.strip_prefix("proposal:"))
-        else {
-            return Err(ServiceError::invalid(
-                "proposal_id",
-                "a transfer arrival names its proposal",
-            ));
-        };
-        let id: i64 = r
-            .parse()
+            .ok_or_else(|| {
+                ServiceError::invalid("proposal_id", "a transfer arrival names its proposal")
+            })?
+            .parse::<i64>()
             .map_err(|_| ServiceError::invalid("proposal_id", "not a number"))?;
-        let found = sql_fetch_optional!(
-            (String, String, i64, i64),
-            tx.conn(),
-            "select kind, status, part_id, to_id from proposals where id = $1",
-            id
-        )?;
-        match found {
-            Some((k, s, p, to))
-                if k == "transfer" && s == "released" && p == part.0 && to == station_id => {}
-            Some(_) => {
-                return Err(ServiceError::invalid(
-                    "proposal_id",
-                    format!(
-                        "proposal {id} is not a released transfer of this part to {station_code}"
-                    ),
-                ))
-            }
-            None => {
-                return Err(ServiceError::invalid(
-                    "proposal_id",
-                    format!("proposal {id} does not exist"),
-                ))
-            }
-        }
+        let receipt = crate::pipeline::Receipt {
+            proposal_id,
+            location_code: station_code.to_owned(),
+            qty,
+            idempotency_key: idempotency_key.to_owned(),
+            part_code: Some(code.as_str().to_owned()),
+        };
+        let done = crate::pipeline::receive(db, actor, &receipt).await?;
+        let balance = stock::balance(db, part.0, station_id).await?;
+        return Ok(recorded(part_code, station_code, done.moved, balance));
     }
     let movement = Movement {
         kind,
@@ -546,17 +568,20 @@ pub async fn station_stock(
     Ok(Page::cut(rows, limit, |l| l.part_id))
 }
 
-/// A released proposal on its way to a location and not yet received there.
+/// A released line on its way to a location with something still open.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Arrival {
     pub proposal_id: i64,
     pub kind: String,
     pub part_code: String,
     pub from_code: Option<String>,
+    /// Still to arrive (ordered − received).
     pub qty: i64,
+    pub ordered: i64,
     pub arrive_on: chrono::NaiveDate,
 }
 
+/// The open lines to a station, soonest first: what the availability look-up expects.
 pub async fn expected_arrivals(db: &Db, station_code: &str) -> Result<Vec<Arrival>, ServiceError> {
     let mut conn = db.acquire().await?;
     let (station_id, _) = location_id(conn.conn(), "station", station_code)
@@ -565,11 +590,10 @@ pub async fn expected_arrivals(db: &Db, station_code: &str) -> Result<Vec<Arriva
     Ok(sql_fetch_all!(
         Arrival,
         conn.conn(),
-        "select p.id as proposal_id, p.kind, pt.code as part_code, f.code as from_code, p.qty, p.arrive_on
+        "select p.id as proposal_id, p.kind, pt.code as part_code, f.code as from_code,
+                p.qty - p.received_qty as qty, p.qty as ordered, p.arrive_on
          from proposals p join parts pt on pt.id = p.part_id left join locations f on f.id = p.from_id
-         where p.to_id = $1 and p.status = 'released'
-           and not exists (select 1 from stock_ledger g where g.part_id = p.part_id and g.location_id = p.to_id
-                and g.kind in ('transfer_in', 'order_receipt') and g.reference = 'proposal:' || cast(p.id as text))
+         where p.to_id = $1 and p.status = 'released' and p.received_qty < p.qty
          order by p.arrive_on, p.id",
         station_id
     )?)

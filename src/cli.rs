@@ -101,15 +101,36 @@ enum Command {
     /// Write a synthetic network (deterministic by seed) in the import formats, with its
     /// ground truth apart.
     Generate(crate::generate::GenerateArgs),
-    /// Replay the generator's true future demand against the plan and against the min/max
-    /// baseline (min = mean lead-time demand + safety stock, max = min + EOQ) at several
-    /// service targets; needs a stored forecast run.
+    /// Replay a realised future against the plan and the min/max baseline. With --rolling
+    /// (DESIGN §11): month by month, in a scratch copy of the database, book arrivals,
+    /// forecast, plan, release the lines due and serve the truth's demand, beside min/max
+    /// recomputed monthly at several z under the same budget and order cost. Without it:
+    /// the older one-shot comparison against a stored forecast run.
     Simulate {
         #[arg(long, default_value = "models/monthly-replenishment.toml")]
         model: PathBuf,
-        /// The --truth directory `generate` wrote (true_demand.csv, true_rates.csv).
+        /// With --rolling: a file `part_code,station_code,month,demand` whose first month is
+        /// the one after the stored history (`generate --truth` writes future_demand.csv).
+        /// Without: the --truth directory `generate` wrote (true_demand.csv, true_rates.csv).
         #[arg(long)]
         truth: PathBuf,
+        #[arg(long)]
+        rolling: bool,
+        /// Safety factors of the min/max curve (--rolling).
+        #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,1.5,2,2.5,3")]
+        z: Vec<f64>,
+        /// Write every line the plan released, in the proposals.csv format (--rolling).
+        #[arg(long)]
+        released: Option<PathBuf>,
+        /// Replay this released-lines file (proposals.csv format) instead of planning (--rolling).
+        #[arg(long, conflicts_with = "released")]
+        replay_released: Option<PathBuf>,
+        /// Keep the replay's scratch database at this SQLite file (--rolling).
+        #[arg(long)]
+        scratch_db: Option<PathBuf>,
+        /// Replay only the first N months of the truth (--rolling).
+        #[arg(long)]
+        months: Option<usize>,
         /// Service targets (fill rates) to compare at; every tier × criticality gets each.
         #[arg(long, value_delimiter = ',', default_value = "0.85,0.92,0.97")]
         targets: Vec<f64>,
@@ -121,6 +142,31 @@ enum Command {
         /// Also write the comparison as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Book the arrival of a released line (purchase or transfer), in full or in part, at
+    /// its destination: `--proposal 123 --location C001 --qty 5`, or a warehouse's CSV of
+    /// many (`--file receipts.csv`: proposal_id,location_code,qty,idempotency_key), all or
+    /// nothing.
+    Receive {
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        proposal: Option<i64>,
+        #[arg(long, required_unless_present = "file")]
+        location: Option<String>,
+        #[arg(long, required_unless_present = "file")]
+        qty: Option<i64>,
+        /// Idempotency key: repeat it to retry safely (default: a fresh one).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// List open lines (released, not fully received) with ordered, received and open
+    /// quantity; `--overdue` only those expected before today.
+    Arriving {
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long)]
+        overdue: bool,
     },
     /// Serve the HTTP API under /api/v1 (and /healthz, /readyz, /metrics) and the web
     /// interface under /ui until Ctrl-C or SIGTERM.
@@ -310,10 +356,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate {
             model,
             truth,
+            rolling: true,
+            z,
+            released,
+            replay_released,
+            scratch_db,
+            months,
+            json,
+            ..
+        } => {
+            let db = connect(&cli.database_url).await?;
+            let (model, model_text) = plan_runs::read_model(&model)?;
+            let options = crate::replay::RollingOptions {
+                truth,
+                model,
+                model_text,
+                z,
+                released_out: released,
+                replay_released,
+                scratch: scratch_db,
+                months,
+                progress: true,
+            };
+            let outcome = crate::replay::run(&db, &rule, &options).await;
+            db.close().await;
+            let report = outcome?;
+            print!("{}", report.table());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Command::Simulate {
+            model,
+            truth,
             targets,
             draws,
             seed,
             json,
+            ..
         } => {
             let db = connect(&cli.database_url).await?;
             let (model, _) = plan_runs::read_model(&model)?;
@@ -344,11 +427,113 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Receive {
+            proposal,
+            location,
+            qty,
+            key,
+            file,
+        } => {
+            let db = connect(&cli.database_url).await?;
+            let outcome = receive(&db, proposal, location, qty, key, file).await;
+            db.close().await;
+            outcome
+        }
+        Command::Arriving { location, overdue } => {
+            let db = connect(&cli.database_url).await?;
+            let outcome = arriving(&db, location, overdue).await;
+            db.close().await;
+            outcome
+        }
         Command::Summary => {
             let db = connect(&cli.database_url).await?;
             print!("{}", report::network_summary(&db).await?);
             db.close().await;
             Ok(())
+        }
+    }
+}
+
+async fn receive(
+    db: &Db,
+    proposal: Option<i64>,
+    location: Option<String>,
+    qty: Option<i64>,
+    key: Option<String>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use crate::pipeline::{self, Receipt};
+    let done = match (file, proposal, location, qty) {
+        (Some(file), ..) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            pipeline::receive_csv(db, "cli", &text)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        }
+        (None, Some(proposal_id), Some(location_code), Some(qty)) => {
+            let qty = crate::units::Qty::new(qty)
+                .ok()
+                .filter(|q| *q != crate::units::Qty::ZERO)
+                .context("--qty must be a positive whole number")?;
+            let receipt = Receipt {
+                proposal_id,
+                location_code,
+                qty,
+                idempotency_key: key.unwrap_or_else(|| format!("cli:{}", uuid::Uuid::new_v4())),
+                part_code: None,
+            };
+            vec![pipeline::receive(db, "cli", &receipt).await?]
+        }
+        _ => anyhow::bail!("give --proposal, --location and --qty, or --file"),
+    };
+    for r in &done {
+        println!(
+            "proposal {:>7} {:<9} {:<20} at {:<8} received {:>5} of {:>5}, open {:>5}{}  (on hand {})",
+            r.proposal_id,
+            r.kind.as_str(),
+            r.part_code,
+            r.location_code,
+            r.line.received,
+            r.line.ordered,
+            r.line.open,
+            if r.moved { "" } else { "  (already booked)" },
+            r.on_hand
+        );
+    }
+    Ok(())
+}
+
+async fn arriving(db: &Db, location: Option<String>, overdue: bool) -> anyhow::Result<()> {
+    use crate::pipeline::{arriving, ArrivingFilter};
+    let mut filter = ArrivingFilter {
+        location,
+        overdue_only: overdue,
+        as_of: chrono::Utc::now().date_naive(),
+        after: None,
+        limit: Some(crate::service::MAX_LIMIT as i64),
+    };
+    println!("proposal  kind      part                 from     to       ordered received  open  arrive_on");
+    loop {
+        let page = arriving(db, &filter).await?;
+        for l in &page.items {
+            println!(
+                "{:>8}  {:<9} {:<20} {:<8} {:<8} {:>7} {:>8} {:>5}  {}{}",
+                l.proposal_id,
+                l.kind.as_str(),
+                l.part_code,
+                l.from_code.as_deref().unwrap_or(""),
+                l.to_code,
+                l.line.ordered,
+                l.line.received,
+                l.line.open,
+                l.arrive_on,
+                if l.overdue { "  OVERDUE" } else { "" }
+            );
+        }
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => return Ok(()),
         }
     }
 }

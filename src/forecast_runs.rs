@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub horizon: usize,
     /// Months of history to use; all of it when `None`.
     pub history_months: Option<usize>,
+    /// The first month to forecast; the month after the last work order when `None`.
+    /// History from this month on is not used.
+    pub origin: Option<Month>,
     pub config: ForecastConfig,
 }
 
@@ -31,6 +34,7 @@ impl Default for RunOptions {
         RunOptions {
             horizon: 12,
             history_months: None,
+            origin: None,
             config: ForecastConfig::default(),
         }
     }
@@ -80,7 +84,7 @@ pub async fn run_and_store(
     let started = Instant::now();
     let snapshot = history_snapshot(db).await?;
     let (first, last) = fault_span(&snapshot).ok_or(ForecastRunError::NoHistory)?;
-    let origin = last.plus(1);
+    let origin = options.origin.unwrap_or(last.plus(1));
     let available = usize::try_from(origin.since(first)).unwrap_or(0).max(1);
     let history_months = options
         .history_months

@@ -246,9 +246,18 @@ impl JobRunner {
                     .solver
                     .time_limit_s
                     .min(self.time_limit.as_secs_f64());
-                let stored = plan_runs::run_and_store(&self.db, plan_model, &text, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                // One plan run at a time across instances: a job waits for the running one
+                // (its own time limit bounds the wait).
+                let stored = loop {
+                    match plan_runs::run_and_store(&self.db, plan_model.clone(), &text, None).await
+                    {
+                        Err(plan_runs::PlanRunError::Busy { run, .. }) => {
+                            tracing::info!(waiting_for = run, "plan run waits for the running one");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                        other => break other.map_err(|e| e.to_string())?,
+                    }
+                };
                 if let Some(why) = stored
                     .result
                     .reason

@@ -42,6 +42,15 @@ pub enum PlanRunError {
     Db(#[from] DbError),
     #[error("the planner task stopped: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("plan run {run} is running (since {since}): one plan run at a time; try again when it has finished")]
+    Busy {
+        run: i64,
+        since: chrono::DateTime<Utc>,
+    },
+    #[error("plan run {0} was marked failed while it ran (no heartbeat reached the database); its plan is not stored")]
+    TakenOver(i64),
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
 }
 
 impl From<sqlx::Error> for PlanRunError {
@@ -91,13 +100,64 @@ pub async fn run_and_store(
     };
     let (model, instance, snapshot) = prepare(db, model, forecast).await?;
     let run_id = start_run(db, &model, model_text, forecast.id).await?;
-    let result = tokio::task::spawn_blocking(move || plan::solve(&model, &instance)).await?;
-    let proposals = finish_run(db, run_id, &result, &snapshot).await?;
-    Ok(StoredPlan {
-        id: run_id,
-        result,
-        proposals,
-    })
+    let heartbeat = tokio::spawn(beat(db.clone(), run_id));
+    let solved = tokio::task::spawn_blocking(move || plan::solve(&model, &instance)).await;
+    heartbeat.abort();
+    let stored = match solved {
+        Ok(result) => finish_run(db, run_id, &result, &snapshot)
+            .await
+            .map(|proposals| (result, proposals)),
+        Err(e) => Err(PlanRunError::Task(e)),
+    };
+    match stored {
+        Ok((result, proposals)) => Ok(StoredPlan {
+            id: run_id,
+            result,
+            proposals,
+        }),
+        Err(e) => {
+            // The run row must not stay 'running': that would hold the one-run lock.
+            fail_run(db, run_id, &e.to_string()).await;
+            Err(e)
+        }
+    }
+}
+
+/// How often a running plan run shows it is alive, and how long a silent one is trusted.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+const STALE_AFTER_S: i64 = 60;
+
+async fn beat(db: Db, run_id: i64) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        if let Ok(mut conn) = db.acquire().await {
+            let _ = sql_execute!(
+                conn.conn(),
+                "update plan_runs set heartbeat_at = $2 where id = $1 and status = 'running'",
+                run_id,
+                Utc::now()
+            );
+        }
+    }
+}
+
+/// Marks a run failed with why (best effort: the error that got here is reported anyway).
+async fn fail_run(db: &Db, run_id: i64, why: &str) {
+    let Ok(mut conn) = db.acquire().await else {
+        return;
+    };
+    let outcome = sql_execute!(
+        conn.conn(),
+        "update plan_runs set status = 'failed', failure = $2, finished_at = $3
+         where id = $1 and status = 'running'",
+        run_id,
+        why,
+        Utc::now()
+    );
+    if let Err(e) = outcome {
+        tracing::error!(run_id, error = %e, "could not mark the plan run failed");
+    }
 }
 
 async fn newest_forecast(db: &Db) -> Result<StoredForecast, PlanRunError> {
@@ -134,9 +194,119 @@ async fn prepare(
     let origin = forecast.origin;
     model.start = NaiveDate::from_ymd_opt(origin.year(), origin.month(), 1).unwrap_or(model.start);
     model.periods = model.periods.min(forecast.run.horizon);
-    let snapshot = Snapshot::load(db, model.start).await?;
+    let horizon = Horizon {
+        start: model.start,
+        period: model.period,
+        periods: model.periods,
+    };
+    let snapshot = Snapshot::load(db, horizon, false).await?;
     let instance = snapshot.instance(&model, forecast)?;
     Ok((model, instance, snapshot))
+}
+
+/// The plan's periods, to place the pipeline's arrivals in.
+#[derive(Debug, Clone, Copy)]
+struct Horizon {
+    start: NaiveDate,
+    period: plan::model::PeriodLength,
+    periods: usize,
+}
+
+/// Stock per (part, location): on hand less reserved from the balances, and the pipeline
+/// from the open lines alone, each at the period its expected arrival falls in (an overdue
+/// line in the first). Balances' on-order and in-transit buckets are not read: they are
+/// the same lines summed, without dates.
+async fn stock_rows(
+    mut conn: crate::db::Conn<'_>,
+    part_index: &HashMap<i64, PartId>,
+    loc_index: &HashMap<i64, LocId>,
+    horizon: Horizon,
+) -> Result<Vec<Stock>, PlanRunError> {
+    let mut by_pair: HashMap<(PartId, LocId), Stock> = HashMap::new();
+    let balances = sql_fetch_all!(
+        (i64, i64, i64, i64),
+        conn.reborrow(),
+        "select part_id, location_id, on_hand, reserved from stock_balance where on_hand > 0"
+    )?;
+    for (part, loc, on_hand, reserved) in balances {
+        let (Some(&part), Some(&location)) = (part_index.get(&part), loc_index.get(&loc)) else {
+            continue;
+        };
+        by_pair.insert(
+            (part, location),
+            Stock {
+                part,
+                location,
+                on_hand: (on_hand - reserved).max(0) as f64,
+                pipeline: Vec::new(),
+            },
+        );
+    }
+    for line in crate::pipeline::open_lines(conn).await? {
+        let (Some(&part), Some(&location)) =
+            (part_index.get(&line.part_id), loc_index.get(&line.to_id))
+        else {
+            continue;
+        };
+        let Some(t) = crate::pipeline::arrival_period(
+            line.arrive_on,
+            horizon.start,
+            horizon.period,
+            horizon.periods,
+        ) else {
+            continue;
+        };
+        let stock = by_pair.entry((part, location)).or_insert(Stock {
+            part,
+            location,
+            on_hand: 0.0,
+            pipeline: Vec::new(),
+        });
+        if stock.pipeline.len() <= t {
+            stock.pipeline.resize(t + 1, 0.0);
+        }
+        stock.pipeline[t] += line.open as f64;
+    }
+    let mut stock: Vec<Stock> = by_pair.into_values().collect();
+    stock.sort_by_key(|s| (s.part, s.location));
+    Ok(stock)
+}
+
+/// The whole network as the rolling replay books it: every part with a cost price
+/// (superseded ones too), the locations and lanes, the database ids behind the dense
+/// indices, and what is available (on hand − reserved) per part and location.
+pub struct NetworkSnapshot {
+    pub instance: Instance,
+    pub part_ids: Vec<i64>,
+    pub location_ids: Vec<i64>,
+    pub available: Vec<(PartId, LocId, i64)>,
+}
+
+pub async fn network_snapshot(db: &Db, as_of: NaiveDate) -> Result<NetworkSnapshot, PlanRunError> {
+    let horizon = Horizon {
+        start: as_of,
+        period: plan::model::PeriodLength::Month,
+        periods: 1,
+    };
+    let snapshot = Snapshot::load(db, horizon, true).await?;
+    let available = snapshot
+        .stock
+        .iter()
+        .filter(|s| s.on_hand > 0.0)
+        .map(|s| (s.part, s.location, s.on_hand.round() as i64))
+        .collect();
+    Ok(NetworkSnapshot {
+        part_ids: snapshot.parts.iter().map(|(id, _)| *id).collect(),
+        location_ids: snapshot.locations.iter().map(|(id, _)| *id).collect(),
+        instance: Instance {
+            parts: snapshot.parts.into_iter().map(|(_, p)| p).collect(),
+            locations: snapshot.locations.into_iter().map(|(_, l)| l).collect(),
+            lanes: snapshot.lanes,
+            stock: Vec::new(),
+            demand: Vec::new(),
+        },
+        available,
+    })
 }
 
 /// Database ids behind the planner's dense indices.
@@ -164,7 +334,9 @@ type PartRaw = (
 type LocationRaw = (i64, String, String, Option<i64>, f64, Option<i64>);
 
 impl Snapshot {
-    async fn load(db: &Db, as_of: NaiveDate) -> Result<Snapshot, PlanRunError> {
+    /// `every_part`: superseded parts too (the replay books stock under any code).
+    async fn load(db: &Db, horizon: Horizon, every_part: bool) -> Result<Snapshot, PlanRunError> {
+        let as_of = horizon.start;
         let mut conn = db.acquire().await?;
         // Parts in force on `as_of` (not yet superseded) with the prices then in force.
         let part_rows = sql_fetch_all!(
@@ -176,9 +348,10 @@ impl Snapshot {
                 (select x.amount_minor from prices x where x.part_id = p.id and x.kind = 'dealer'
                   and x.effective_from <= $1 order by x.effective_from desc limit 1)
              from parts p join suppliers s on s.id = p.supplier_id
-             where p.replaced_by_id is null or p.replaced_on > $1
+             where $2 = 1 or p.replaced_by_id is null or p.replaced_on > $1
              order by p.id",
-            as_of
+            as_of,
+            i64::from(every_part)
         )?;
         let location_rows = sql_fetch_all!(
             LocationRaw,
@@ -265,30 +438,7 @@ impl Snapshot {
             .enumerate()
             .map(|(i, (id, _))| (*id, PartId(i as u32)))
             .collect();
-        let stock = sql_fetch_all!(
-            (i64, i64, i64, i64, i64, i64),
-            conn.conn(),
-            "select part_id, location_id, on_hand, reserved, in_transit, on_order from stock_balance
-             where on_hand > 0 or in_transit > 0 or on_order > 0"
-        )?
-        .into_iter()
-        .filter_map(|(part, loc, on_hand, reserved, in_transit, on_order)| {
-            let part = *part_index.get(&part)?;
-            // In transit arrives in the first period; open orders after the supplier lead time.
-            let order_period = (parts[part.ix()].1.lead_time_days as usize)
-                .div_ceil(30)
-                .max(1);
-            let mut pipeline = vec![0.0; order_period + 1];
-            pipeline[0] += in_transit as f64;
-            pipeline[order_period] += on_order as f64;
-            Some(Stock {
-                part,
-                location: *loc_index.get(&loc)?,
-                on_hand: (on_hand - reserved).max(0) as f64,
-                pipeline,
-            })
-        })
-        .collect();
+        let stock = stock_rows(conn.conn(), &part_index, &loc_index, horizon).await?;
         let suppliers =
             sql_fetch_all!((String, i64), conn.conn(), "select code, id from suppliers")?
                 .into_iter()
@@ -356,25 +506,97 @@ impl Snapshot {
     }
 }
 
+/// Writes the run record as running. Only one plan run of the network runs at a time (a
+/// partial unique index on the running status, so this holds across instances): a second
+/// start is refused naming the running one, unless that one has not shown a heartbeat for
+/// a minute, in which case its instance is taken for dead, it is marked failed, and this
+/// run starts.
 async fn start_run(
     db: &Db,
     model: &PlanModel,
     model_text: &str,
     forecast_id: i64,
 ) -> Result<i64, PlanRunError> {
-    let mut conn = db.acquire().await?;
-    let (id,) = sql_fetch_optional!(
-        (i64,),
-        conn.conn(),
-        "insert into plan_runs (model_name, model_toml, forecast_run_id, status, created_at)
-         values ($1, $2, $3, 'running', $4) returning id",
-        &model.name,
-        model_text,
-        forecast_id,
-        Utc::now()
+    for _ in 0..2 {
+        let mut conn = db.acquire().await?;
+        let inserted = sql_fetch_optional!(
+            (i64,),
+            conn.conn(),
+            "insert into plan_runs (model_name, model_toml, forecast_run_id, status, created_at, heartbeat_at)
+             values ($1, $2, $3, 'running', $4, $4) returning id",
+            &model.name,
+            model_text,
+            forecast_id,
+            Utc::now()
+        );
+        match inserted {
+            Ok(Some((id,))) => return Ok(id),
+            Ok(None) => return Err(DbError::Sqlx(sqlx::Error::RowNotFound).into()),
+            Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
+            Err(e) => return Err(e.into()),
+        }
+        let running = sql_fetch_optional!(
+            (i64, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>),
+            conn.conn(),
+            "select id, created_at, heartbeat_at from plan_runs where status = 'running'"
+        )?;
+        let Some((id, since, heartbeat)) = running else {
+            continue; // it finished meanwhile
+        };
+        let last_sign = heartbeat.unwrap_or(since);
+        if (Utc::now() - last_sign).num_seconds() < STALE_AFTER_S {
+            return Err(PlanRunError::Busy { run: id, since });
+        }
+        let why = format!("abandoned: no heartbeat since {last_sign} (its instance stopped)");
+        sql_execute!(
+            conn.conn(),
+            "update plan_runs set status = 'failed', failure = $2, finished_at = $3
+             where id = $1 and status = 'running'",
+            id,
+            &why,
+            Utc::now()
+        )?;
+        tracing::warn!(run_id = id, "took over the plan-run lock from a silent run");
+    }
+    let (id, since) = sql_fetch_optional!(
+        (i64, chrono::DateTime<Utc>),
+        db.acquire().await?.conn(),
+        "select id, created_at from plan_runs where status = 'running'"
     )?
-    .ok_or(DbError::Sqlx(sqlx::Error::RowNotFound))?;
-    Ok(id)
+    .unwrap_or((0, Utc::now()));
+    Err(PlanRunError::Busy { run: id, since })
+}
+
+/// Marks the open proposals of every older run superseded by `run_id` (inside the
+/// transaction that stores its proposals), with one audit entry listing them. Released
+/// lines stay: they are the pipeline the new run planned around.
+async fn supersede_older(tx: &mut crate::db::Tx, run_id: i64) -> Result<usize, PlanRunError> {
+    let ids: Vec<i64> = sql_fetch_all!(
+        (i64,),
+        tx.conn(),
+        "update proposals set status = 'superseded', superseded_by = $1, version = version + 1
+         where plan_run_id <> $1 and status in ('proposed', 'edited', 'approved', 'awaiting_finance')
+         returning id",
+        run_id
+    )?
+    .into_iter()
+    .map(|(id,)| id)
+    .collect();
+    if !ids.is_empty() {
+        crate::audit::record(
+            tx,
+            crate::audit::Change {
+                actor: "planner",
+                action: "plan_run.supersede",
+                entity: "plan_run",
+                entity_id: run_id.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"superseded": ids.len(), "proposal_ids": ids})),
+            },
+        )
+        .await?;
+    }
+    Ok(ids.len())
 }
 
 const PROPOSAL_COLUMNS: &[&str] = &[
@@ -474,6 +696,9 @@ async fn finish_run(
         }
     }
     rows.finish(tx.conn()).await?;
+    if solved {
+        supersede_older(&mut tx, run_id).await?;
+    }
     let status = if solved { "solved" } else { "failed" };
     let solver_status = serde_json::to_value(result.status)
         .ok()
@@ -482,11 +707,11 @@ async fn finish_run(
         .kpis
         .as_ref()
         .and_then(|k| serde_json::to_string(k).ok());
-    sql_execute!(
+    let finalised = sql_execute!(
         tx.conn(),
         "update plan_runs set status = $2, solver_status = $3, failure = $4, objective = $5, build_ms = $6,
              solve_ms = $7, mip_gap = $8, kpis_json = $9, finished_at = $10
-         where id = $1",
+         where id = $1 and status = 'running'",
         run_id,
         status,
         solver_status,
@@ -498,6 +723,11 @@ async fn finish_run(
         kpis,
         Utc::now()
     )?;
+    if finalised == 0 {
+        // Another instance took this run for dead and failed it: its outcome is not ours
+        // to write any more, and nothing of it is kept.
+        return Err(PlanRunError::TakenOver(run_id));
+    }
     tx.commit().await?;
     Ok(written)
 }

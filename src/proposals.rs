@@ -39,8 +39,11 @@ pub struct ProposalView {
     pub unit_cost_minor: i64,
     pub currency: String,
     pub credit_impact_minor: i64,
-    /// proposed, edited, approved, awaiting_finance, rejected or released.
+    /// proposed, edited, approved, awaiting_finance, rejected, released, received (nothing
+    /// open any more) or superseded (a newer plan run replaced it before release).
     pub status: String,
+    /// Units received against a released line so far.
+    pub received_qty: i64,
     pub version: i64,
     pub edit_reason: Option<String>,
 }
@@ -48,7 +51,7 @@ pub struct ProposalView {
 const SELECT: &str =
     "select p.id, p.plan_run_id, p.kind, pt.code as part_code, s.code as supplier_code,
         f.code as from_code, t.code as to_code, p.qty, p.original_qty, p.order_by, p.arrive_on,
-        p.unit_cost_minor, p.currency, p.credit_impact_minor, p.status, p.version, p.edit_reason
+        p.unit_cost_minor, p.currency, p.credit_impact_minor, p.status, p.received_qty, p.version, p.edit_reason
      from proposals p join parts pt on pt.id = p.part_id
      left join suppliers s on s.id = p.supplier_id
      left join locations f on f.id = p.from_id
@@ -70,13 +73,15 @@ pub struct Filter {
 }
 
 pub const KINDS: [&str; 2] = ["purchase", "transfer"];
-pub const STATUSES: [&str; 6] = [
+pub const STATUSES: [&str; 8] = [
     "proposed",
     "edited",
     "approved",
     "awaiting_finance",
     "rejected",
     "released",
+    "received",
+    "superseded",
 ];
 
 pub async fn list(db: &Db, filter: &Filter) -> Result<Page<ProposalView>, ServiceError> {
@@ -689,6 +694,18 @@ pub const RELEASE_HEADER: &str =
 /// and travel in transit to their destination; a transfer with a credit impact becomes an
 /// advance on the station's account. Returns the released proposals as proposals.csv.
 pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<String, ServiceError> {
+    release_on(db, actor, items, Utc::now().date_naive()).await
+}
+
+/// [`release`] on a given day (the rolling replay releases on simulated days). A line
+/// released after its order-by date arrives that much later: its expected arrival moves by
+/// the delay, so the pipeline never expects goods sooner than the lead time allows.
+pub async fn release_on(
+    db: &Db,
+    actor: &str,
+    items: &[(i64, i64)],
+    today: NaiveDate,
+) -> Result<String, ServiceError> {
     if items.is_empty() {
         return Err(ServiceError::invalid(
             "proposals",
@@ -696,7 +713,6 @@ pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<Strin
         ));
     }
     let mut tx = db.begin().await?;
-    let today = Utc::now().date_naive();
     let mut csv = String::from(RELEASE_HEADER);
     csv.push('\n');
     for (i, &(id, version)) in items.iter().enumerate() {
@@ -751,8 +767,10 @@ pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<Strin
         }
         sql_execute!(
             tx.conn(),
-            "update proposals set status = 'released' where id = $1",
-            id
+            "update proposals set status = 'released', released_on = $2, arrive_on = $3 where id = $1",
+            id,
+            today,
+            late_arrival(before.order_by, before.arrive_on, today)
         )?;
         let after = view_in(&mut tx, id).await?;
         let _ = writeln!(
@@ -791,6 +809,16 @@ pub async fn release(db: &Db, actor: &str, items: &[(i64, i64)]) -> Result<Strin
     Ok(csv)
 }
 
+/// When a line released on `released` arrives: as planned, or later by as much as the
+/// release came after the order-by date.
+pub fn late_arrival(order_by: NaiveDate, arrive_on: NaiveDate, released: NaiveDate) -> NaiveDate {
+    if released > order_by {
+        arrive_on + (released - order_by)
+    } else {
+        arrive_on
+    }
+}
+
 /// Points an error of one item of a batch at that item.
 fn at_item(e: ServiceError, i: usize) -> ServiceError {
     match e {
@@ -823,6 +851,13 @@ mod tests {
         assert_eq!(below_2, [2, 3, 4]);
         assert_eq!(served_by(1, &tree).len(), 5);
         assert_eq!(served_by(4, &tree).len(), 1);
+    }
+
+    #[test]
+    fn a_late_release_arrives_late_and_an_early_one_as_planned() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2027, m, day).unwrap_or_default();
+        assert_eq!(late_arrival(d(3, 1), d(4, 15), d(3, 11)), d(4, 25));
+        assert_eq!(late_arrival(d(3, 20), d(4, 15), d(3, 1)), d(4, 15));
     }
 
     #[test]

@@ -362,6 +362,92 @@ pub async fn station_arrivals(
     ))
 }
 
+// ---- receiving ---------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineReceiptRequest {
+    /// The released line (proposal) the goods arrived on.
+    pub proposal_id: i64,
+    /// Where they arrived: the line's destination.
+    pub location: String,
+    /// Units arrived now (part of the open quantity, or all of it).
+    pub qty: i64,
+    /// Unique per intended receipt; a retry carries the same key and books nothing twice.
+    pub idempotency_key: String,
+    /// The part code on the label, checked against the line when given.
+    pub part_code: Option<String>,
+}
+
+fn may_receive_at(p: &crate::auth::Principal, location: &str) -> Result<(), ApiError> {
+    match p.role {
+        Role::Admin | Role::Planner => Ok(()),
+        Role::Station if p.may_write_station(location) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "this token may not book receipts at '{location}'"
+        ))),
+    }
+}
+
+pub async fn receive_line(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiJson(b): ApiJson<LineReceiptRequest>,
+) -> ApiResult<crate::pipeline::Received> {
+    may_receive_at(&p, &b.location)?;
+    let qty = Qty::new(b.qty)
+        .ok()
+        .filter(|q| *q != Qty::ZERO)
+        .ok_or_else(|| ApiError::invalid("qty", "must be a positive whole number"))?;
+    let receipt = crate::pipeline::Receipt {
+        proposal_id: b.proposal_id,
+        location_code: b.location,
+        qty,
+        idempotency_key: b.idempotency_key,
+        part_code: b.part_code,
+    };
+    Ok(Json(crate::pipeline::receive(&s.db, &p.actor(), &receipt).await?))
+}
+
+/// A warehouse's bulk receipts: a CSV of `proposal_id,location_code,qty,idempotency_key`,
+/// booked all or nothing.
+pub async fn receive_lines_csv(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    req: Request,
+) -> ApiResult<Vec<crate::pipeline::Received>> {
+    let body = body_bytes(req, &s).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("file", "the receipts file is not UTF-8"))?;
+    Ok(Json(
+        crate::pipeline::receive_csv(&s.db, &p.actor(), text).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivingQuery {
+    pub location: Option<String>,
+    #[serde(default)]
+    pub overdue: bool,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub async fn arriving(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ArrivingQuery>,
+) -> ApiResult<crate::service::Page<crate::pipeline::LineView>> {
+    let filter = crate::pipeline::ArrivingFilter {
+        location: q.location,
+        overdue_only: q.overdue,
+        as_of: chrono::Utc::now().date_naive(),
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(Json(crate::pipeline::arriving(&s.db, &filter).await?))
+}
+
 // ---- finance -----------------------------------------------------------------------
 
 pub async fn credit_accounts(State(s): State<AppState>) -> ApiResult<Vec<credit::CreditAccount>> {

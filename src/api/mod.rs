@@ -131,6 +131,7 @@ const PLANNING: &[Role] = &[Role::Admin, Role::Planner];
 const READ_PLANS: &[Role] = &[Role::Admin, Role::Planner, Role::Finance, Role::Viewer];
 const FINANCE: &[Role] = &[Role::Finance];
 const STATION_WRITE: &[Role] = &[Role::Admin, Role::Station];
+const RECEIVE: &[Role] = &[Role::Admin, Role::Planner, Role::Station];
 const ADMIN: &[Role] = &[Role::Admin];
 
 /// Every endpoint of the service.
@@ -378,6 +379,40 @@ pub fn endpoints() -> Vec<Endpoint> {
             Json("Arrival"),
             200,
             || get(h::station_arrivals),
+        ),
+        // Receiving: any location books arrivals against released lines.
+        e(
+            Method::POST,
+            "/api/v1/receipts",
+            Access::Roles(RECEIVE),
+            "receiving",
+            "Book the arrival of a released line, in full or in part (a station only at itself)",
+            Json("LineReceiptRequest"),
+            Json("Received"),
+            200,
+            || post(h::receive_line),
+        ),
+        e(
+            Method::POST,
+            "/api/v1/receipts/bulk",
+            Access::Roles(PLANNING),
+            "receiving",
+            "Book a CSV of receipts (proposal_id,location_code,qty,idempotency_key), all or nothing",
+            Csv,
+            Json("Received"),
+            200,
+            || post(h::receive_lines_csv),
+        ),
+        e(
+            Method::GET,
+            "/api/v1/arriving",
+            Access::Roles(ALL),
+            "receiving",
+            "Open lines with ordered, received and open quantity (query: location, overdue, after, limit)",
+            NoBody,
+            Json("Page_LineView"),
+            200,
+            || get(h::arriving),
         ),
         // Finance.
         e(

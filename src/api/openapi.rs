@@ -11,9 +11,10 @@ use utoipa::OpenApi;
 use super::handlers::*;
 use super::{endpoints, Access, Body};
 use crate::audit::AuditEntry;
-use crate::availability::{Arrival, Availability, OwnStock, Recorded, Source, StockLine};
+use crate::availability::{Arrival, Availability, Incoming, OwnStock, Recorded, Source, StockLine};
 use crate::credit::{Ageing, CreditAccount, LimitRequest};
 use crate::jobs::JobView;
+use crate::pipeline::{LineKind, LineQty, LineView, Received};
 use crate::proposals::{ForecastPoint, MonthQty, ProjectedPoint, ProposalDetail, ProposalView};
 use crate::service::Page;
 
@@ -25,8 +26,9 @@ use crate::service::Page;
         ForecastRequest, PlanRequest, JobView, Page<JobView>,
         ProposalView, Page<ProposalView>, ProposalDetail, MonthQty, ForecastPoint, ProjectedPoint,
         EditRequest, VersionRequest, DecisionRequest, ReleaseRequest, ReleaseItem,
-        Availability, OwnStock, Source, IssueRequest, ReceiptRequest, Recorded, StockLine,
+        Availability, OwnStock, Incoming, Source, IssueRequest, ReceiptRequest, Recorded, StockLine,
         Page<StockLine>, Arrival,
+        LineReceiptRequest, Received, LineView, Page<LineView>, LineQty, LineKind,
         CreditAccount, Ageing, PaymentRequest, LimitChangeRequest, LimitRequest,
         AuditEntry, Page<AuditEntry>, ImportResult,
     ))

@@ -268,6 +268,62 @@ impl CsvRow for TrueDemandRow {
         &["part_code", "station_code", "month", "expected_demand"];
 }
 
+/// future_demand.csv: the realised future, drawn the way the history was (DESIGN §11's
+/// truth format): units of the part demanded at the station in the month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FutureDemandRow {
+    pub part_code: String,
+    pub station_code: String,
+    pub month: String,
+    pub demand: i64,
+}
+
+impl CsvRow for FutureDemandRow {
+    const FILE: &'static str = "future_demand.csv";
+    const HEADER: &'static [&'static str] = &["part_code", "station_code", "month", "demand"];
+}
+
+/// Station `index`'s realised demand in the `future_months` after the history: the same
+/// failure process as its faults (machines delivered in the future window included), from
+/// a stream of its own, so the history stays as it is.
+pub fn station_future(world: &World, index: usize, dir: &Path) -> Result<Chunk, GenerateError> {
+    let config = world.config;
+    let station = &world.stations[index];
+    let fleet = &world.fleets[index];
+    let mut rng = stream(config.seed, Stream::FutureFaults, index as u64);
+    let mut writer = ChunkWriter::<FutureDemandRow>::new();
+    let mut orders = Vec::new();
+    for t in 1..=config.future_months as i32 {
+        let month = config.history_end().plus(t);
+        orders.clear();
+        for (i, machine) in fleet.iter().enumerate() {
+            let usage = world.seasons.usage(station.region, machine.model, month);
+            let e = exposure(machine, month, usage);
+            if e > 0.0 {
+                machine_orders(world, i, machine, month, e, &mut rng, &mut orders);
+            }
+        }
+        let mut units: BTreeMap<usize, i64> = BTreeMap::new();
+        for order in &orders {
+            for (&slot, &qty) in &order.lines {
+                *units.entry(world.catalog.slots[slot].part_at(month)).or_insert(0) += i64::from(qty);
+            }
+        }
+        for (part, demand) in units {
+            writer.write(
+                &FutureDemandRow {
+                    part_code: world.catalog.parts[part].code.clone(),
+                    station_code: station.code.clone(),
+                    month: month.to_string(),
+                    demand,
+                },
+                dir,
+            )?;
+        }
+    }
+    writer.finish(dir)
+}
+
 /// The rate rows of every part code, in part order.
 pub fn true_rates(catalog: &Catalog) -> Vec<TrueRateRow> {
     let mut rows = Vec::new();

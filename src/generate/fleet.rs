@@ -62,6 +62,7 @@ pub fn build_station(
         })
         .collect();
     deliveries.sort_unstable();
+    deliveries.extend(future_deliveries(config, catalog, &line_weights, size, index));
     deliveries
         .into_iter()
         .enumerate()
@@ -84,6 +85,36 @@ pub fn build_station(
             }
         })
         .collect()
+}
+
+/// Sales go on after the history at the pace they had during it: the installed base lists
+/// machines delivered in the future window, which the history never saw fail. Drawn from a
+/// stream of their own, after the history's machines, so the history stays as it is.
+fn future_deliveries(
+    config: &GenerateConfig,
+    catalog: &Catalog,
+    line_weights: &[f64],
+    size: usize,
+    index: usize,
+) -> Vec<(NaiveDate, usize)> {
+    if config.future_months == 0 {
+        return Vec::new();
+    }
+    let mut rng = stream(config.seed, Stream::FutureFleet, index as u64);
+    let per_month = size as f64 * NEW_DURING_HISTORY / f64::from(config.history_months().max(1));
+    let expected = per_month * f64::from(config.future_months);
+    let count = rand_distr::Poisson::new(expected.max(1e-9))
+        .map_or(0.0, |d| d.sample(&mut rng)) as usize;
+    let end = config.history_end();
+    let mut out: Vec<(NaiveDate, usize)> = (0..count)
+        .map(|_| {
+            let month = end.plus(rng.gen_range(1..=config.future_months as i32));
+            let day = rng.gen_range(1..=month.days());
+            (month.day(day), pick_model(catalog, line_weights, month, &mut rng))
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// A station services a few product lines: the region's weights times a station-specific

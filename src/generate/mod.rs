@@ -196,6 +196,10 @@ enum Stream {
     Stock = 7,
     Credit = 8,
     Locations = 9,
+    /// Machines delivered after the history (continued sales).
+    FutureFleet = 10,
+    /// The realised future's failures.
+    FutureFaults = 11,
 }
 
 fn stream(seed: u64, purpose: Stream, index: u64) -> ChaCha8Rng {
@@ -256,6 +260,11 @@ pub fn generate(config: &GenerateConfig) -> Result<GenerateSummary, GenerateErro
             &world,
             &truth,
             demand::station_truth,
+        )?);
+        summary.truth.push(per_station::<demand::FutureDemandRow>(
+            &world,
+            &truth,
+            demand::station_future,
         )?);
     }
     Ok(summary)

@@ -49,6 +49,9 @@ pub struct TierFill {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Kpis {
     pub fill_rate_by_tier: Vec<TierFill>,
+    /// Projected fill per period, all tiers: mean demand served in the period over mean
+    /// demand (what the rolling replay sets beside the realised fill).
+    pub fill_rate_by_period: Vec<f64>,
     /// Spend on purchases over the horizon.
     pub investment: Amount,
     /// Mean end-of-period stock value at unit cost, all locations.
@@ -209,7 +212,15 @@ impl Writer<'_> {
             })
             .collect();
         let mut stock_value = 0.0;
+        let periods = self.model.periods;
+        let (mut demand_t, mut short_t) = (vec![0.0; periods], vec![0.0; periods]);
         for (b, f) in self.blocks.iter().zip(self.flows) {
+            for (row, short_row) in b.demand.iter().zip(&f.short) {
+                for t in 0..periods.min(row.len()).min(short_row.len()) {
+                    demand_t[t] += row[t];
+                    short_t[t] += short_row[t];
+                }
+            }
             costs.add(&super::lp::costs(b, f));
             let demand: f64 = b.demand.iter().flatten().sum();
             let short: f64 = f.short.iter().flatten().sum();
@@ -228,6 +239,11 @@ impl Writer<'_> {
         }
         Kpis {
             fill_rate_by_tier: by_tier,
+            fill_rate_by_period: demand_t
+                .iter()
+                .zip(&short_t)
+                .map(|(d, s)| if *d > 0.0 { 1.0 - s / d } else { 1.0 })
+                .collect(),
             investment: Amount::from_major_f64(costs.purchase),
             average_stock_value: Amount::from_major_f64(stock_value / self.model.periods as f64),
             costs,

@@ -361,7 +361,7 @@ async fn the_whole_loop_through_the_api() {
         ("proposal.finance_approve", 1),
         ("proposal.release", 4),
         ("credit.limit_approve", 1),
-        ("stock.transfer_in", 1),
+        ("proposal.receive", 1),
         ("credit.payment", 1),
     ] {
         assert_eq!(

@@ -10,5 +10,6 @@ mod forecast_truth;
 mod interchange;
 mod ledger;
 mod plan_simulate;
+mod receiving;
 mod support;
 mod web;
