@@ -6,6 +6,7 @@
 use rand::Rng;
 
 use super::catalog::Catalog;
+use super::calendar::YearMonth;
 use super::fleet::Machine;
 use super::geography::{regional_code, Station, CENTRAL_CODE, REGIONS};
 use super::{stream, GenerateConfig, Stream};
@@ -15,9 +16,10 @@ use crate::units::{Amount, Qty};
 
 /// Expected units per slot per month at a station, at average usage, for machines
 /// delivered by the history's end and past their early life.
-fn monthly_demand(catalog: &Catalog, fleet: &[Machine]) -> Vec<f64> {
+fn monthly_demand(catalog: &Catalog, fleet: &[Machine], end: YearMonth) -> Vec<f64> {
     let mut per_model = vec![0.0; catalog.models.len()];
-    for machine in fleet {
+    // Machines sold after the history are not known when the opening stock was set.
+    for machine in fleet.iter().filter(|m| m.delivered_month() <= end) {
         per_model[machine.model] += 1.0;
     }
     catalog
@@ -48,7 +50,7 @@ pub fn stock_rows(
     let mut regional = vec![vec![0.0; catalog.slots.len()]; REGIONS.len()];
     let mut station_rows = Vec::new();
     for (station, fleet) in stations.iter().zip(fleets) {
-        let demand = monthly_demand(catalog, fleet);
+        let demand = monthly_demand(catalog, fleet, end);
         for (slot, &d) in demand.iter().enumerate() {
             regional[station.region][slot] += d;
             if d >= STATION_STOCKING_THRESHOLD {

@@ -69,6 +69,8 @@ impl Lang {
             "awaiting_finance" => "待财务审批",
             "rejected" => "已驳回",
             "released" => "已下达",
+            "received" => "已收货",
+            "superseded" => "已被新计划取代",
             "purchase" => "采购",
             "transfer" => "调拨",
             "queued" => "排队中",

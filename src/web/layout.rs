@@ -70,11 +70,13 @@ fn nav(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
     let exceptions = ("/ui/exceptions", "异常", "Exceptions");
     let stock = ("/ui/stock", "库存查询", "Availability");
     let credit = ("/ui/credit", "代垫额度", "Credit");
+    let arriving = ("/ui/arriving", "到货登记", "Arriving");
     match role {
-        Role::Station => vec![stock],
+        Role::Station => vec![stock, arriving],
         Role::Finance => vec![dashboard, credit, queue, stock],
-        Role::Admin | Role::Planner | Role::Viewer => {
-            vec![dashboard, runs, queue, exceptions, stock, credit]
+        Role::Viewer => vec![dashboard, runs, queue, exceptions, stock, credit],
+        Role::Admin | Role::Planner => {
+            vec![dashboard, runs, queue, exceptions, stock, arriving, credit]
         }
     }
 }
@@ -274,7 +276,7 @@ mod tests {
 
     #[test]
     fn station_users_see_only_availability() {
-        assert_eq!(nav(Role::Station).len(), 1);
+        assert_eq!(nav(Role::Station).len(), 2);
         assert_eq!(home_of(Role::Station), "/ui/stock");
         assert!(nav(Role::Planner)
             .iter()

@@ -12,6 +12,7 @@ mod finance;
 mod i18n;
 mod layout;
 mod planner;
+mod receiving;
 pub mod session;
 mod station;
 
@@ -47,6 +48,8 @@ const READ_PLANS: &[Role] = &[Role::Admin, Role::Planner, Role::Finance, Role::V
 pub(crate) const PLANNING: &[Role] = &[Role::Admin, Role::Planner];
 pub(crate) const FINANCE: &[Role] = &[Role::Finance];
 const STATION_WRITE: &[Role] = &[Role::Admin, Role::Station];
+/// Who books arrivals: planners for the warehouses, stations for themselves.
+const RECEIVE: &[Role] = &[Role::Admin, Role::Planner, Role::Station];
 
 /// Every page and form action.
 pub fn pages() -> Vec<PageRoute> {
@@ -105,6 +108,12 @@ pub fn pages() -> Vec<PageRoute> {
         }),
         p(M::POST, "/ui/stock/moves", Roles(STATION_WRITE), || {
             post(station::record)
+        }),
+        p(M::GET, "/ui/arriving", Roles(RECEIVE), || {
+            get(receiving::show)
+        }),
+        p(M::POST, "/ui/arriving/receive", Roles(RECEIVE), || {
+            post(receiving::receive)
         }),
         p(M::GET, "/ui/credit", Roles(READ_PLANS), || {
             get(finance::board)

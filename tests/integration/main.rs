@@ -11,5 +11,6 @@ mod interchange;
 mod ledger;
 mod plan_simulate;
 mod receiving;
+mod rolling;
 mod support;
 mod web;

@@ -420,3 +420,80 @@ async fn pages_render_in_both_languages() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_arriving_list_books_a_line_in_part_and_shows_what_is_open() {
+    let api = Api::tiny().await;
+    let (purchase, transfer) = api.seed_proposals(0).await;
+    let mut conn = api.db().acquire().await.expect("conn");
+    // Released lines, as the release would leave them (the ledger agrees).
+    sql_execute!(
+        conn.conn(),
+        "update proposals set status = 'released', released_on = order_by"
+    )
+    .expect("release");
+    drop(conn);
+    for (id, kind, at) in [(purchase, "order", "C01"), (transfer, "transfer_ship", "S002")] {
+        let (part, loc) = ("PT-MEC-000010", at);
+        let mut conn = api.db().acquire().await.expect("conn");
+        let ids: (i64, i64) = sqlx_ids(&mut conn, part, loc).await;
+        let qty = if kind == "order" { 10 } else { 4 };
+        let mut tx = api.db().begin().await.expect("tx");
+        spareplan::stock::append(
+            &mut tx,
+            &spareplan::stock::Movement {
+                kind: if kind == "order" {
+                    spareplan::stock::MovementKind::Order
+                } else {
+                    spareplan::stock::MovementKind::TransferShip
+                },
+                part_id: ids.0,
+                location_id: ids.1,
+                qty: spareplan::units::Qty::new(qty).expect("qty"),
+                idempotency_key: format!("seed:{id}"),
+                reference: Some(format!("proposal:{id}")),
+                reason: None,
+                actor: "test".into(),
+            },
+        )
+        .await
+        .expect("pipeline entry");
+        tx.commit().await.expect("commit");
+    }
+    let (cookie, csrf) = signed_in(&api, Role::Planner, None).await;
+    let list = send(&api, Method::GET, "/ui/arriving?location=C01", Some(&cookie), None).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(&format!("data-line=\"{purchase}\"")), "{}", list.body);
+    assert!(!list.body.contains(&format!("data-line=\"{transfer}\"")), "only C01's lines");
+    let form = format!("csrf={csrf}&key=k1&proposal={purchase}&location=C01&qty=3");
+    let done = send(&api, Method::POST, "/ui/arriving/receive", Some(&cookie), Some(form.clone())).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let after = send(&api, Method::GET, &done.location, Some(&cookie), None).await;
+    assert!(after.body.contains("PT-MEC-000010"), "{}", after.body);
+    // A double submit of the same form books nothing more.
+    send(&api, Method::POST, "/ui/arriving/receive", Some(&cookie), Some(form)).await;
+    let mut conn = api.db().acquire().await.expect("conn");
+    let received = sql_scalar!(
+        i64,
+        conn.conn(),
+        "select received_qty from proposals where id = $1",
+        purchase
+    )
+    .expect("received");
+    assert_eq!(received, 3);
+    drop(conn);
+    // A station sees its own lines and may not book at the central.
+    let (station, station_csrf) = signed_in(&api, Role::Station, Some("S002")).await;
+    let own = send(&api, Method::GET, "/ui/arriving", Some(&station), None).await;
+    assert!(own.body.contains(&format!("data-line=\"{transfer}\"")), "{}", own.body);
+    assert!(!own.body.contains(&format!("data-line=\"{purchase}\"")));
+    let form = format!("csrf={station_csrf}&key=k2&proposal={purchase}&location=C01&qty=1");
+    let refused = send(&api, Method::POST, "/ui/arriving/receive", Some(&station), Some(form)).await;
+    assert_eq!(refused.status, 403);
+}
+
+async fn sqlx_ids(conn: &mut spareplan::db::PooledConn, part: &str, loc: &str) -> (i64, i64) {
+    let p = sql_scalar!(i64, conn.conn(), "select id from parts where code = $1", part).expect("part");
+    let l = sql_scalar!(i64, conn.conn(), "select id from locations where code = $1", loc).expect("loc");
+    (p, l)
+}
