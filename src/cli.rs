@@ -43,6 +43,10 @@ enum Command {
         /// Database file to (re)create for the demo.
         #[arg(long, default_value = "demo.db")]
         db_file: PathBuf,
+        /// Months of the demo's realised future (data/demo-future) to replay month by month
+        /// against min/max after planning; 0 skips the replay (12 replays the whole year).
+        #[arg(long, default_value_t = 3)]
+        replay_months: usize,
     },
     /// Apply pending migrations.
     Migrate,
@@ -131,6 +135,10 @@ enum Command {
         /// Replay only the first N months of the truth (--rolling).
         #[arg(long)]
         months: Option<usize>,
+        /// Switch the model's purchase budget off, for the plan and the baseline alike
+        /// (--rolling).
+        #[arg(long)]
+        no_budget: bool,
         /// Service targets (fill rates) to compare at; every tier × criticality gets each.
         #[arg(long, value_delimiter = ',', default_value = "0.85,0.92,0.97")]
         targets: Vec<f64>,
@@ -255,7 +263,11 @@ fn init_tracing(json: bool, default_filter: &str) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let rule = coding_rule(cli.coding_rule.as_deref())?;
     match cli.command {
-        Command::Demo { data, db_file } => demo(&data, &db_file, &rule).await,
+        Command::Demo {
+            data,
+            db_file,
+            replay_months,
+        } => demo(&data, &db_file, &rule, replay_months).await,
         Command::Migrate => {
             let db = connect(&cli.database_url).await?;
             db.close().await;
@@ -362,11 +374,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replay_released,
             scratch_db,
             months,
+            no_budget,
             json,
             ..
         } => {
             let db = connect(&cli.database_url).await?;
-            let (model, model_text) = plan_runs::read_model(&model)?;
+            let (mut model, mut model_text) = plan_runs::read_model(&model)?;
+            if no_budget {
+                model.budget = None;
+                model.active.budget = false;
+                model_text.push_str("\n# simulate --rolling --no-budget: the budget is off\n");
+            }
             let options = crate::replay::RollingOptions {
                 truth,
                 model,
@@ -400,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let db = connect(&cli.database_url).await?;
             let (model, _) = plan_runs::read_model(&model)?;
+            let (model_budget, model_order_cost) = (model.budget.clone(), model.order_cost);
             let options = crate::simulate_runs::SimulateOptions {
                 truth_dir: &truth,
                 targets,
@@ -413,6 +432,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             spinner.finish_and_clear();
             db.close().await;
             let (comparison, truth) = outcome?;
+            println!(
+                "One-shot comparison (no re-planning). Terms: the plan under its model's budget ({}) \
+                 and {:.2} per order line; min/max with no budget and no order cost. \
+                 `simulate --rolling` is the comparison under equal terms.",
+                budget_text(&model_budget),
+                model_order_cost
+            );
             if truth.unmatched_rows > 0 {
                 println!(
                     "({} truth rows name parts or stations not in the plan, e.g. superseded codes; left out)",
@@ -451,6 +477,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+    }
+}
+
+fn budget_text(budget: &Option<crate::plan::model::Budget>) -> String {
+    match budget {
+        Some(b) => format!("{} per {:?}", b.amount, b.scope).to_lowercase(),
+        None => "none".into(),
     }
 }
 
@@ -627,7 +660,12 @@ async fn import(
 }
 
 /// The demo: a fresh database file, the demo data set, and the summary.
-async fn demo(data: &Path, db_file: &Path, rule: &CodingRule) -> anyhow::Result<()> {
+async fn demo(
+    data: &Path,
+    db_file: &Path,
+    rule: &CodingRule,
+    replay_months: usize,
+) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db_file.as_os_str().to_owned();
         name.push(suffix);
@@ -676,6 +714,33 @@ async fn demo(data: &Path, db_file: &Path, rule: &CodingRule) -> anyhow::Result<
     )
     .await?;
     print!("{}", plan_runs::summary(&planned, 5));
+    let future = data.with_file_name("demo-future").join("future_demand.csv");
+    if replay_months > 0 && future.exists() {
+        println!(
+            "\nReplaying the first {replay_months} month(s) of the demo's realised future ({}) …",
+            future.display()
+        );
+        let model_path = Path::new("models/monthly-replenishment.toml");
+        let (model, model_text) = plan_runs::read_model(model_path)?;
+        let options = crate::replay::RollingOptions {
+            truth: future.clone(),
+            model,
+            model_text,
+            z: vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+            released_out: None,
+            replay_released: None,
+            scratch: None,
+            months: Some(replay_months),
+            progress: true,
+        };
+        let report = crate::replay::run(&db, rule, &options).await?;
+        print!("{}", report.table());
+        println!(
+            "  (the whole year: spareplan --database-url sqlite://{} simulate --rolling --truth {})",
+            db_file.display(),
+            future.display()
+        );
+    }
     db.close().await;
     Ok(())
 }

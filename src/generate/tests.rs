@@ -430,6 +430,20 @@ fn demo_faults_follow_the_seasons_and_match_the_truth() {
         committed == files_of(&cfg.out_dir),
         "data/demo is not what the generator writes"
     );
+    // data/demo-future is its realised future (the rolling replay's truth), drawn as the
+    // history was, and the future machines fail in it.
+    let future = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-future/future_demand.csv");
+    assert!(
+        std::fs::read(&future).ok() == std::fs::read(truth_dir.join("future_demand.csv")).ok(),
+        "data/demo-future is not what the generator writes"
+    );
+    let realised: i64 = read::<crate::generate::demand::FutureDemandRow>(truth_dir)
+        .iter()
+        .map(|r| r.demand)
+        .sum();
+    let expected: f64 = truth.iter().filter(|t| t.month > end).map(|t| t.expected_demand).sum();
+    let relative = (realised as f64 - expected).abs() / expected;
+    assert!(relative < 0.03, "future drawn {realised} vs expected {expected:.0}");
 }
 
 /// A few stations open inside the last year: their first fault is < 12 months before the end.

@@ -15,8 +15,9 @@
 //! months last year over its monthly mean: the baseline is not blind to peak seasons), `K`
 //! the model's cost per order line, `h` its holding rate and `c` the unit cost. When the
 //! inventory position (on hand + open lines) is at or below `min`, the location orders up to
-//! `max`: the central buys (rounded to MOQ and pack size, within the month's budget, most
-//! urgent first), the others ask their parent, which ships what it holds, top down.
+//! `max`: the central buys (rounded to MOQ and pack size; within the month's budget, the
+//! reorder points first, most urgent first, then the lot sizes), the others ask their
+//! parent, which ships what it holds, top down.
 
 use std::collections::HashMap;
 
@@ -105,7 +106,13 @@ impl MinMax {
                 }
                 let need = (max - ip).ceil() as i64;
                 match shape.parent[l.ix()] {
-                    None => purchases.push((part, l, need, (ip - min) / demand.mean.max(1e-9))),
+                    None => purchases.push(Want {
+                        part,
+                        at: l,
+                        to_min: (min - ip).ceil().max(0.0) as i64,
+                        to_max: need,
+                        urgency: (ip - min) / demand.mean.max(1e-9),
+                    }),
                     Some(parent) => {
                         let held = shelf
                             .entry((part, parent))
@@ -133,32 +140,48 @@ impl MinMax {
         (min, min + eoq.max(d.mean))
     }
 
-    /// Purchases within the month's budget, most urgent (position furthest below min,
-    /// in months of demand) first; lines that do not fit are skipped.
-    fn buy(
-        &self,
-        net: &Net,
-        calendar: &Calendar,
-        m: usize,
-        mut wanted: Vec<(PartId, LocId, i64, f64)>,
-    ) -> Vec<Line> {
-        wanted.sort_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0)));
+    /// Purchases within the month's budget. When the budget does not cover every line, the
+    /// money goes first to bringing each position up to its reorder point (most urgent, in
+    /// months of demand below it, first), then to topping the lines up towards max: a
+    /// planner trimming a purchase list protects the reorder points before the lot sizes.
+    fn buy(&self, net: &Net, calendar: &Calendar, m: usize, mut wanted: Vec<Want>) -> Vec<Line> {
+        wanted.sort_by(|a, b| a.urgency.total_cmp(&b.urgency).then(a.part.cmp(&b.part)));
         let mut budget = monthly_budget(net);
-        let mut lines = Vec::new();
-        for (part, at, need, _) in wanted {
+        let rounded = |part: PartId, units: i64| {
             let p = &net.inst.parts[part.ix()];
             let pack = i64::from(p.pack_size.max(1));
-            let qty = (need.max(i64::from(p.moq)) + pack - 1) / pack * pack;
-            let spend = qty as f64 * net.unit_cost(part);
-            if let Some(left) = budget.as_mut() {
-                if spend > *left {
+            (units.max(i64::from(p.moq)) + pack - 1) / pack * pack
+        };
+        let mut qty: Vec<i64> = vec![0; wanted.len()];
+        for pass in 0..2 {
+            for (i, w) in wanted.iter().enumerate() {
+                let target = if pass == 0 { w.to_min } else { w.to_max };
+                if target <= qty[i] {
                     continue;
                 }
-                *left -= spend;
+                let next = rounded(w.part, target);
+                let spend = (next - qty[i]) as f64 * net.unit_cost(w.part);
+                if let Some(left) = budget.as_mut() {
+                    if spend > *left {
+                        continue;
+                    }
+                    *left -= spend;
+                }
+                qty[i] = next;
             }
-            lines.push(line(calendar, m, part, None, at, qty, f64::from(p.lead_time_days)));
+            if budget.is_none() {
+                break;
+            }
         }
-        lines
+        wanted
+            .iter()
+            .zip(qty)
+            .filter(|(_, q)| *q > 0)
+            .map(|(w, q)| {
+                let lead = f64::from(net.inst.parts[w.part.ix()].lead_time_days);
+                line(calendar, m, w.part, None, w.at, q, lead)
+            })
+            .collect()
     }
 
     /// Per region root: demand in each calendar month of the window over the monthly mean.
@@ -200,6 +223,16 @@ impl MinMax {
             .map(|(k, v)| (k, Stats::of(&v)))
             .collect()
     }
+}
+
+/// A purchase the baseline wants: units to reach min and to reach max.
+struct Want {
+    part: PartId,
+    at: LocId,
+    to_min: i64,
+    to_max: i64,
+    /// Months of demand the position is below min (more negative: more urgent).
+    urgency: f64,
 }
 
 struct Stats {

@@ -74,10 +74,8 @@ pub async fn run(
         let mut policy = MinMax::new(z, history.clone());
         for (m, demand) in truth.months.iter().enumerate() {
             world.book_due(m);
-            for line in policy.decide(&net, &world, &calendar, m) {
-                world.release(&net, line, m);
-            }
-            world.book_due(m);
+            let lines = policy.decide(&net, &world, &calendar, m);
+            world.release_month(&net, lines, m);
             world.serve(&net, m, demand);
             policy.observe(calendar.calendar_month(m), demand);
             world.close_month(&net, m);
@@ -374,16 +372,17 @@ async fn baseline_history(
 }
 
 /// Lives a fixed list of released lines (a `--released` file) through the same rules.
+/// Within a month, lines go in the file's order (the order they were released in).
 fn replay_lines(net: &Net, world: &mut World, truth: &Truth, mut lines: Vec<Line>) {
-    lines.sort_by_key(|l| (l.released, l.proposal_id));
+    lines.sort_by_key(|l| l.released);
     let mut next = 0;
     for (m, demand) in truth.months.iter().enumerate() {
         world.book_due(m);
+        let start = next;
         while next < lines.len() && lines[next].released <= m {
-            world.release(net, lines[next], m);
             next += 1;
         }
-        world.book_due(m);
+        world.release_month(net, lines[start..next].to_vec(), m);
         world.serve(net, m, demand);
         world.close_month(net, m);
     }
@@ -543,8 +542,6 @@ impl<'a> PlanSide<'a> {
             self.receive(&due).await?;
             let fill = self.plan_and_release(world, m).await?;
             projected.push(fill);
-            let due = world.book_due(m);
-            self.receive(&due).await?;
             let served = world.serve(self.net, m, demand);
             self.record_demand(m, &served).await?;
             world.close_month(self.net, m);
@@ -628,12 +625,14 @@ impl<'a> PlanSide<'a> {
                 self.calendar.first_day(m + 1)
             )?
         };
+        let mut candidates = Vec::with_capacity(due.len());
+        let mut rows: HashMap<i64, (i64, String, NaiveDate)> = HashMap::new();
         for (id, version, kind, part, from, to, qty, order_by, arrive_on) in due {
             let (Some(&p), Some(&t)) = (self.parts.get(&part), self.locs.get(&to)) else {
                 continue;
             };
             let arrive_on = proposals::late_arrival(order_by, arrive_on, today);
-            let line = Line {
+            candidates.push(Line {
                 part: p,
                 from: from.and_then(|f| self.locs.get(&f).copied()),
                 to: t,
@@ -641,28 +640,31 @@ impl<'a> PlanSide<'a> {
                 released: m,
                 arrives: self.calendar.index_of(arrive_on),
                 proposal_id: Some(id),
-            };
-            if !world.can_release(&line) {
-                world.release(self.net, line, m); // counted as refused
-                continue;
-            }
+            });
+            rows.insert(id, (version, kind, arrive_on));
+        }
+        // The books decide what can go and in which order; the database follows them:
+        // each release, and at once the receipt of a line that arrives this month.
+        for line in world.release_month(self.net, candidates, m) {
+            let Some(id) = line.proposal_id else { continue };
+            let (version, kind, arrive_on) = rows.remove(&id).unwrap_or((1, String::new(), today));
             self.release(id, version, today).await?;
-            world.release(self.net, line, m);
+            if line.arrives == m {
+                self.receive(&[line]).await?;
+            }
+            let part = &self.snapshot.instance.parts[line.part.ix()];
             self.released.push(ReleasedRow {
                 plan_id: stored.id,
                 proposal_id: id,
                 kind,
-                part_code: self.snapshot.instance.parts[p.ix()].code.as_str().to_owned(),
-                supplier_code: line
-                    .from
-                    .is_none()
-                    .then(|| self.snapshot.instance.parts[p.ix()].supplier_code.clone()),
+                part_code: part.code.as_str().to_owned(),
+                supplier_code: line.from.is_none().then(|| part.supplier_code.clone()),
                 from_code: line.from.map(|f| self.code(f)),
-                to_code: self.code(t),
-                qty,
+                to_code: self.code(line.to),
+                qty: line.qty,
                 order_by: today,
                 arrive_on,
-                unit_cost: self.snapshot.instance.parts[p.ix()].unit_cost.to_string(),
+                unit_cost: part.unit_cost.to_string(),
                 currency: "CNY".into(),
                 status: "released".into(),
             });

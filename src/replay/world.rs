@@ -224,13 +224,36 @@ impl World {
         line.qty > 0 && line.from.is_none_or(|from| self.on_hand(line.part, from) >= line.qty)
     }
 
-    /// Releases a line in `month`: a transfer leaves its sender's shelf. A line the sender
-    /// cannot fill is refused (counted, nothing moves); returns whether it went.
-    pub fn release(&mut self, net: &Net, line: Line, month: usize) -> bool {
-        if !self.can_release(&line) {
-            self.book(month).refused_lines += 1;
-            return false;
+    /// Releases a month's lines in order. A transfer leaves its sender's shelf at once, and
+    /// only if the sender holds all of it; one that cannot go yet is tried again after the
+    /// others, since a line released this month that arrives this month lands on its shelf
+    /// at once (monthly buckets: goods that reach a regional centre in the month can move on
+    /// to a station in the same month, as the plan's periods allow). What still cannot go
+    /// is refused: counted, nothing moves. Returns the lines that went, in the order they went.
+    pub fn release_month(&mut self, net: &Net, lines: Vec<Line>, month: usize) -> Vec<Line> {
+        let mut pending = lines;
+        let mut went = Vec::with_capacity(pending.len());
+        loop {
+            let before = went.len();
+            let mut waiting = Vec::new();
+            for line in pending {
+                if self.can_release(&line) {
+                    went.push(self.release(net, line, month));
+                } else {
+                    waiting.push(line);
+                }
+            }
+            pending = waiting;
+            if pending.is_empty() || went.len() == before {
+                break;
+            }
         }
+        self.book(month).refused_lines += pending.len();
+        went
+    }
+
+    /// Releases one line the sender can fill (see [`World::can_release`]).
+    fn release(&mut self, net: &Net, line: Line, month: usize) -> Line {
         let unit_cost = net.unit_cost(line.part);
         let transport = line.from.map_or(0.0, |f| net.lane_cost(f, line.to));
         if let Some(from) = line.from {
@@ -242,12 +265,17 @@ impl World {
         if line.from.is_none() {
             book.purchase_spend += unit_cost * line.qty as f64;
         }
-        self.open.push(Line {
+        let line = Line {
             arrives: line.arrives.max(month),
             released: month,
             ..line
-        });
-        true
+        };
+        if line.arrives == month {
+            *self.shelf(line.part, line.to) += line.qty;
+        } else {
+            self.open.push(line);
+        }
+        line
     }
 
     /// Serves one month's demand, `(part, station, units)` per cell.
@@ -389,6 +417,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn goods_that_arrive_within_the_month_can_move_on_within_it() {
+        let (model, inst) = small();
+        let net = Net::new(&inst, &model);
+        let (part, c, r, s1) = (PartId(0), LocId(0), LocId(1), LocId(2));
+        let mut world = World::new(&inst, &[(part, c, 5)], Vec::new());
+        let line = |from, to| Line {
+            part,
+            from: Some(from),
+            to,
+            qty: 5,
+            released: 0,
+            arrives: 0,
+            proposal_id: None,
+        };
+        // R → S1 comes first but R's goods are still at C: it goes after C → R lands.
+        let went = world.release_month(&net, vec![line(r, s1), line(c, r)], 0);
+        assert_eq!(went.iter().map(|l| l.to).collect::<Vec<_>>(), vec![r, s1]);
+        assert_eq!((world.on_hand(part, c), world.on_hand(part, r), world.on_hand(part, s1)), (0, 0, 5));
+        assert_eq!(world.months[0].refused_lines, 0);
+    }
+
+    #[test]
     fn a_transfer_leaves_its_sender_at_release_and_lands_when_due() {
         let (model, inst) = small();
         let net = Net::new(&inst, &model);
@@ -403,8 +453,8 @@ pub(crate) mod tests {
             arrives: 1,
             proposal_id: None,
         };
-        assert!(!world.release(&net, line(6), 0), "more than the sender holds");
-        assert!(world.release(&net, line(4), 0));
+        let went = world.release_month(&net, vec![line(6), line(4)], 0);
+        assert_eq!(went.len(), 1, "more than the sender holds is refused");
         assert_eq!(world.on_hand(part, from), 1);
         assert!(world.book_due(0).is_empty());
         assert_eq!(world.book_due(1).len(), 1);
