@@ -418,7 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let db = connect(&cli.database_url).await?;
             let (model, _) = plan_runs::read_model(&model)?;
-            let (model_budget, model_order_cost) = (model.budget.clone(), model.order_cost);
+            let (model_budget, model_order_cost) = (model.budget, model.order_cost);
             let options = crate::simulate_runs::SimulateOptions {
                 truth_dir: &truth,
                 targets,

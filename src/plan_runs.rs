@@ -532,7 +532,8 @@ async fn start_run(
         match inserted {
             Ok(Some((id,))) => return Ok(id),
             Ok(None) => return Err(DbError::Sqlx(sqlx::Error::RowNotFound).into()),
-            Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
+            Err(sqlx::Error::Database(e))
+                if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
             Err(e) => return Err(e.into()),
         }
         let running = sql_fetch_optional!(

@@ -406,7 +406,9 @@ pub async fn receive_line(
         idempotency_key: b.idempotency_key,
         part_code: b.part_code,
     };
-    Ok(Json(crate::pipeline::receive(&s.db, &p.actor(), &receipt).await?))
+    Ok(Json(
+        crate::pipeline::receive(&s.db, &p.actor(), &receipt).await?,
+    ))
 }
 
 /// A warehouse's bulk receipts: a CSV of `proposal_id,location_code,qty,idempotency_key`,

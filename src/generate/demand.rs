@@ -306,7 +306,9 @@ pub fn station_future(world: &World, index: usize, dir: &Path) -> Result<Chunk, 
         let mut units: BTreeMap<usize, i64> = BTreeMap::new();
         for order in &orders {
             for (&slot, &qty) in &order.lines {
-                *units.entry(world.catalog.slots[slot].part_at(month)).or_insert(0) += i64::from(qty);
+                *units
+                    .entry(world.catalog.slots[slot].part_at(month))
+                    .or_insert(0) += i64::from(qty);
             }
         }
         for (part, demand) in units {

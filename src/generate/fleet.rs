@@ -62,7 +62,13 @@ pub fn build_station(
         })
         .collect();
     deliveries.sort_unstable();
-    deliveries.extend(future_deliveries(config, catalog, &line_weights, size, index));
+    deliveries.extend(future_deliveries(
+        config,
+        catalog,
+        &line_weights,
+        size,
+        index,
+    ));
     deliveries
         .into_iter()
         .enumerate()
@@ -103,14 +109,17 @@ fn future_deliveries(
     let mut rng = stream(config.seed, Stream::FutureFleet, index as u64);
     let per_month = size as f64 * NEW_DURING_HISTORY / f64::from(config.history_months().max(1));
     let expected = per_month * f64::from(config.future_months);
-    let count = rand_distr::Poisson::new(expected.max(1e-9))
-        .map_or(0.0, |d| d.sample(&mut rng)) as usize;
+    let count =
+        rand_distr::Poisson::new(expected.max(1e-9)).map_or(0.0, |d| d.sample(&mut rng)) as usize;
     let end = config.history_end();
     let mut out: Vec<(NaiveDate, usize)> = (0..count)
         .map(|_| {
             let month = end.plus(rng.gen_range(1..=config.future_months as i32));
             let day = rng.gen_range(1..=month.days());
-            (month.day(day), pick_model(catalog, line_weights, month, &mut rng))
+            (
+                month.day(day),
+                pick_model(catalog, line_weights, month, &mut rng),
+            )
         })
         .collect();
     out.sort_unstable();

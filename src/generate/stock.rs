@@ -5,8 +5,8 @@
 
 use rand::Rng;
 
-use super::catalog::Catalog;
 use super::calendar::YearMonth;
+use super::catalog::Catalog;
 use super::fleet::Machine;
 use super::geography::{regional_code, Station, CENTRAL_CODE, REGIONS};
 use super::{stream, GenerateConfig, Stream};

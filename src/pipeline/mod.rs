@@ -18,8 +18,8 @@ use crate::plan::model::PeriodLength;
 use crate::stock::MovementKind;
 
 pub use store::{
-    arriving, open_lines, receive, receive_all, receive_csv, ArrivingFilter, LineView, Receipt, Received,
-    RECEIPTS_CSV_HEADER,
+    arriving, open_lines, receive, receive_all, receive_csv, ArrivingFilter, LineView, Receipt,
+    Received, RECEIPTS_CSV_HEADER,
 };
 
 /// What kind of line: a purchase arrives from a supplier, a transfer from another location.

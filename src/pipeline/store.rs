@@ -104,7 +104,10 @@ async fn receive_in(
 ) -> Result<Option<Received>, ServiceError> {
     check_key(&r.idempotency_key)?;
     if r.qty == Qty::ZERO {
-        return Err(ServiceError::invalid("qty", "must be a positive whole number"));
+        return Err(ServiceError::invalid(
+            "qty",
+            "must be a positive whole number",
+        ));
     }
     let key = ledger_key(r);
     if earlier_receipt(tx.conn(), &key, r).await? {
@@ -282,8 +285,13 @@ async fn refusal(conn: Conn<'_>, r: &Receipt, location_id: i64) -> ServiceError 
 }
 
 async fn part_code_of(conn: Conn<'_>, part_id: i64) -> Result<String, ServiceError> {
-    let (code,) = sql_fetch_optional!((String,), conn, "select code from parts where id = $1", part_id)?
-        .ok_or_else(|| ServiceError::Internal(format!("part id {part_id} of a line")))?;
+    let (code,) = sql_fetch_optional!(
+        (String,),
+        conn,
+        "select code from parts where id = $1",
+        part_id
+    )?
+    .ok_or_else(|| ServiceError::Internal(format!("part id {part_id} of a line")))?;
     Ok(code)
 }
 
@@ -370,7 +378,9 @@ async fn receive_batch(
 }
 
 fn parse_receipts(text: &str) -> Result<Vec<(u64, Receipt)>, ServiceError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let header = reader
         .headers()
         .map_err(|e| ServiceError::invalid("file", e.to_string()))?
@@ -394,7 +404,10 @@ fn parse_receipts(text: &str) -> Result<Vec<(u64, Receipt)>, ServiceError> {
             .ok()
             .filter(|q| *q != Qty::ZERO)
             .ok_or_else(|| {
-                ServiceError::invalid(&format!("line {line}: qty"), "must be a positive whole number")
+                ServiceError::invalid(
+                    &format!("line {line}: qty"),
+                    "must be a positive whole number",
+                )
             })?;
         out.push((
             line,
@@ -424,9 +437,10 @@ fn at_line(e: ServiceError, line: u64) -> ServiceError {
             field: format!("line {line}: {field}"),
             why: format!("line {line}: {why}"),
         },
-        ServiceError::NotFound { what } => {
-            ServiceError::invalid(&format!("line {line}: proposal_id"), format!("{what} not found"))
-        }
+        ServiceError::NotFound { what } => ServiceError::invalid(
+            &format!("line {line}: proposal_id"),
+            format!("{what} not found"),
+        ),
         other => other,
     }
 }

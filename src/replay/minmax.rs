@@ -24,8 +24,11 @@ use std::collections::HashMap;
 use super::world::{Line, Net, World};
 use super::Calendar;
 use crate::network::LocationKind;
-use crate::plan::{LocId, PartId};
 use crate::plan::model::BudgetScope;
+use crate::plan::{LocId, PartId};
+
+/// One month's demand per (part, station).
+pub type MonthDemand = HashMap<(PartId, LocId), i64>;
 
 /// Months of demand the baseline looks back on.
 pub const WINDOW: usize = 12;
@@ -35,7 +38,7 @@ pub const WINDOW: usize = 12;
 pub struct MinMax {
     pub z: f64,
     /// Demand per (part, station) of the last months, oldest first; each month a map.
-    recent: Vec<HashMap<(PartId, LocId), i64>>,
+    recent: Vec<MonthDemand>,
     /// Calendar month (1–12) of each entry of `recent`.
     recent_month: Vec<u32>,
 }
@@ -54,7 +57,7 @@ struct Shape {
 impl MinMax {
     /// `history`: per month before the replay, oldest first, the demand per (part, station),
     /// with the calendar month of each.
-    pub fn new(z: f64, history: Vec<(u32, HashMap<(PartId, LocId), i64>)>) -> MinMax {
+    pub fn new(z: f64, history: Vec<(u32, MonthDemand)>) -> MinMax {
         let skip = history.len().saturating_sub(WINDOW);
         let (recent_month, recent) = history.into_iter().skip(skip).unzip();
         MinMax {
@@ -121,7 +124,15 @@ impl MinMax {
                         if qty > 0 {
                             *held -= qty;
                             *position.entry((part, l)).or_insert(0) += qty;
-                            transfers.push(line(calendar, m, part, Some(parent), l, qty, shape.lead_days[l.ix()]));
+                            transfers.push(line(
+                                calendar,
+                                m,
+                                part,
+                                Some(parent),
+                                l,
+                                qty,
+                                shape.lead_days[l.ix()],
+                            ));
                         }
                     }
                 }

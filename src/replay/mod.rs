@@ -138,7 +138,8 @@ pub fn read_truth(
             "the header must be '{TRUTH_HEADER}', found '{header}'"
         )));
     }
-    let mut rows: Vec<(Month, Option<(PartId, LocId)>, i64)> = Vec::new();
+    type Row = (Month, Option<(PartId, LocId)>, i64);
+    let mut rows: Vec<Row> = Vec::new();
     for (i, row) in reader.deserialize::<TruthRow>().enumerate() {
         let line = i as u64 + 2;
         let bad = |field, why: String| ReplayError::Row {
@@ -148,9 +149,15 @@ pub fn read_truth(
             why,
         };
         let row = row.map_err(|e| bad("row", e.to_string()))?;
-        let month: Month = row.month.parse().map_err(|e| bad("month", format!("{e}")))?;
+        let month: Month = row
+            .month
+            .parse()
+            .map_err(|e| bad("month", format!("{e}")))?;
         if row.demand < 0 || row.demand > 1_000_000_000 {
-            return Err(bad("demand", format!("{} is not between 0 and 10^9", row.demand)));
+            return Err(bad(
+                "demand",
+                format!("{} is not between 0 and 10^9", row.demand),
+            ));
         }
         let cell = parts
             .get(&row.part_code)
@@ -180,8 +187,11 @@ pub fn read_truth(
     truth.months = cells
         .into_iter()
         .map(|m| {
-            let mut v: Vec<(PartId, LocId, i64)> =
-                m.into_iter().filter(|c| c.1 > 0).map(|((p, s), q)| (p, s, q)).collect();
+            let mut v: Vec<(PartId, LocId, i64)> = m
+                .into_iter()
+                .filter(|c| c.1 > 0)
+                .map(|((p, s), q)| (p, s, q))
+                .collect();
             v.sort_unstable();
             v
         })
@@ -203,19 +213,39 @@ mod tests {
         write("part_code,station_code,month,demand\nP1,S1,2027-02,3\nP1,S1,2027-01,2\nP9,S1,2027-01,5\nP1,S1,2027-02,1\n");
         let truth = read_truth(&path, &parts, &stations).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(truth.first, Month::new(2027, 1));
-        assert_eq!(truth.months, vec![vec![(PartId(0), LocId(2), 2)], vec![(PartId(0), LocId(2), 4)]]);
+        assert_eq!(
+            truth.months,
+            vec![
+                vec![(PartId(0), LocId(2), 2)],
+                vec![(PartId(0), LocId(2), 4)]
+            ]
+        );
         assert_eq!((truth.unmatched_rows, truth.unmatched_units), (1, 5));
         write("part_code,station_code,month,demand\nP1,S1,2027-13,3\n");
-        let err = read_truth(&path, &parts, &stations).err().map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains(":2: month:")), "the line and field are named");
+        let err = read_truth(&path, &parts, &stations)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.is_some_and(|e| e.contains(":2: month:")),
+            "the line and field are named"
+        );
     }
 
     #[test]
     fn the_calendar_counts_months_from_the_first() {
         let c = Calendar::new(Month::new(2026, 11).unwrap_or_else(|| panic!("month")));
-        assert_eq!(c.first_day(2), NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default());
+        assert_eq!(
+            c.first_day(2),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default()
+        );
         assert_eq!(c.calendar_month(2), 1);
-        assert_eq!(c.index_of(NaiveDate::from_ymd_opt(2027, 1, 31).unwrap_or_default()), 2);
-        assert_eq!(c.index_of(NaiveDate::from_ymd_opt(2026, 1, 31).unwrap_or_default()), 0);
+        assert_eq!(
+            c.index_of(NaiveDate::from_ymd_opt(2027, 1, 31).unwrap_or_default()),
+            2
+        );
+        assert_eq!(
+            c.index_of(NaiveDate::from_ymd_opt(2026, 1, 31).unwrap_or_default()),
+            0
+        );
     }
 }

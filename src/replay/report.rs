@@ -245,7 +245,10 @@ impl RollingReport {
                 c.demand
             );
         }
-        let _ = writeln!(s, "\n  plan month by month: projected vs realised 24-h fill");
+        let _ = writeln!(
+            s,
+            "\n  plan month by month: projected vs realised 24-h fill"
+        );
         for m in &self.plan.months {
             let _ = writeln!(
                 s,

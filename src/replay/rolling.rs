@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
-use super::minmax::{MinMax, WINDOW};
+use super::minmax::{MinMax, MonthDemand, WINDOW};
 use super::report::{inventory_at, PolicyReport, RollingReport};
 use super::world::{Line, Net, Served, World};
 use super::{read_truth, Calendar, ReplayError, Truth};
@@ -70,7 +70,11 @@ pub async fn run(
 
     let mut baseline = Vec::new();
     for &z in &options.z {
-        let mut world = World::new(&snapshot.instance, &snapshot.available, opening_lines.clone());
+        let mut world = World::new(
+            &snapshot.instance,
+            &snapshot.available,
+            opening_lines.clone(),
+        );
         let mut policy = MinMax::new(z, history.clone());
         for (m, demand) in truth.months.iter().enumerate() {
             world.book_due(m);
@@ -80,7 +84,14 @@ pub async fn run(
             policy.observe(calendar.calendar_month(m), demand);
             world.close_month(&net, m);
         }
-        baseline.push(PolicyReport::of("min_max", Some(z), &net, &world, &calendar, &[]));
+        baseline.push(PolicyReport::of(
+            "min_max",
+            Some(z),
+            &net,
+            &world,
+            &calendar,
+            &[],
+        ));
     }
 
     let mut world = World::new(&snapshot.instance, &snapshot.available, opening_lines);
@@ -150,7 +161,17 @@ async fn copy_network(
 /// The source's open lines, as released lines of one carried run in the scratch copy (with
 /// their on-order and in-transit entries), so the replay starts with the real pipeline.
 async fn carry_open_lines(source: &Db, scratch: &Db) -> Result<(), ReplayError> {
-    type Row = (String, String, Option<String>, String, i64, NaiveDate, NaiveDate, i64, String);
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+        NaiveDate,
+        NaiveDate,
+        i64,
+        String,
+    );
     let mut conn = source.acquire().await?;
     let rows = sql_fetch_all!(
         Row,
@@ -177,17 +198,32 @@ async fn carry_open_lines(source: &Db, scratch: &Db) -> Result<(), ReplayError> 
     for (i, (kind, part, from, to, qty, order_by, arrive_on, cost, currency)) in
         rows.into_iter().enumerate()
     {
-        let part_id = sql_fetch_optional!((i64,), tx.conn(), "select id from parts where code = $1", &part)?
-            .map(|r| r.0)
-            .ok_or_else(|| ReplayError::Copy(format!("part {part} missing in the copy")))?;
-        let to_id = sql_fetch_optional!((i64,), tx.conn(), "select id from locations where code = $1", &to)?
-            .map(|r| r.0)
-            .ok_or_else(|| ReplayError::Copy(format!("location {to} missing in the copy")))?;
+        let part_id = sql_fetch_optional!(
+            (i64,),
+            tx.conn(),
+            "select id from parts where code = $1",
+            &part
+        )?
+        .map(|r| r.0)
+        .ok_or_else(|| ReplayError::Copy(format!("part {part} missing in the copy")))?;
+        let to_id = sql_fetch_optional!(
+            (i64,),
+            tx.conn(),
+            "select id from locations where code = $1",
+            &to
+        )?
+        .map(|r| r.0)
+        .ok_or_else(|| ReplayError::Copy(format!("location {to} missing in the copy")))?;
         let from_id = match from {
             Some(code) => Some(
-                sql_fetch_optional!((i64,), tx.conn(), "select id from locations where code = $1", &code)?
-                    .map(|r| r.0)
-                    .ok_or_else(|| ReplayError::Copy(format!("location {code} missing")))?,
+                sql_fetch_optional!(
+                    (i64,),
+                    tx.conn(),
+                    "select id from locations where code = $1",
+                    &code
+                )?
+                .map(|r| r.0)
+                .ok_or_else(|| ReplayError::Copy(format!("location {code} missing")))?,
             ),
             None => None,
         };
@@ -329,7 +365,7 @@ async fn baseline_history(
     db: &Db,
     snapshot: &NetworkSnapshot,
     calendar: Calendar,
-) -> Result<Vec<(u32, HashMap<(PartId, LocId), i64>)>, ReplayError> {
+) -> Result<Vec<(u32, MonthDemand)>, ReplayError> {
     let (parts, locs) = id_maps(snapshot);
     let from = calendar.first.plus(-(WINDOW as i32));
     let from_day = NaiveDate::from_ymd_opt(from.year(), from.month(), 1).unwrap_or_default();
@@ -349,7 +385,7 @@ async fn baseline_history(
         from_day,
         calendar.first_day(0)
     )?;
-    let mut months: Vec<(u32, HashMap<(PartId, LocId), i64>)> = (0..WINDOW)
+    let mut months: Vec<(u32, MonthDemand)> = (0..WINDOW)
         .map(|k| (from.plus(k as i32).month(), HashMap::new()))
         .collect();
     for (part, station, day, qty) in rows {
@@ -613,7 +649,17 @@ impl<'a> PlanSide<'a> {
             .as_ref()
             .and_then(|k| k.fill_rate_by_period.first().copied());
         let today = self.calendar.first_day(m);
-        type Row = (i64, i64, String, i64, Option<i64>, i64, i64, NaiveDate, NaiveDate);
+        type Row = (
+            i64,
+            i64,
+            String,
+            i64,
+            Option<i64>,
+            i64,
+            i64,
+            NaiveDate,
+            NaiveDate,
+        );
         let due = {
             let mut conn = self.db.acquire().await?;
             sql_fetch_all!(
@@ -705,10 +751,12 @@ impl<'a> PlanSide<'a> {
                     reason: None,
                     actor: ACTOR.into(),
                 };
-                stock::append(&mut tx, &movement).await.map_err(|e| ReplayError::Diverged {
-                    month,
-                    what: format!("serving {qty} at location id {location_id}: {e}"),
-                })?;
+                stock::append(&mut tx, &movement)
+                    .await
+                    .map_err(|e| ReplayError::Diverged {
+                        month,
+                        what: format!("serving {qty} at location id {location_id}: {e}"),
+                    })?;
             }
         }
         let mut faults = BulkInsert::new("faults", FAULT_COLUMNS);
@@ -832,10 +880,21 @@ async fn equipment_for_history(
     for (&l, &fallback) in &any_at {
         for p in 0..parts.len() {
             let p = PartId(p as u32);
-            let units = part_models.get(&p).into_iter().flatten().filter_map(|m| by_model.get(m));
-            let fitting = units.clone().flatten().find(|(at, _)| *at == l).map(|u| u.1);
+            let units = part_models
+                .get(&p)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| by_model.get(m));
+            let fitting = units
+                .clone()
+                .flatten()
+                .find(|(at, _)| *at == l)
+                .map(|u| u.1);
             let anywhere = units.flatten().next().map(|u| u.1);
-            out.insert((l, p), fitting.or(Some(fallback)).or(anywhere).unwrap_or(fallback));
+            out.insert(
+                (l, p),
+                fitting.or(Some(fallback)).or(anywhere).unwrap_or(fallback),
+            );
         }
     }
     Ok(out)

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::catalog::Criticality;
-use crate::plan::{Instance, LocId, PartId, PlanModel, Tier};
 use crate::network::LocationKind;
+use crate::plan::{Instance, LocId, PartId, PlanModel, Tier};
 
 /// The 24-hour promise: sources whose lane into a station takes at most this many days.
 pub const FAST_LANE_DAYS: u32 = 1;
@@ -111,7 +111,10 @@ impl<'a> Net<'a> {
         let mut fast: Vec<Vec<(LocId, u32)>> = vec![Vec::new(); inst.locations.len()];
         let mut lane_cost = HashMap::new();
         for lane in &inst.lanes {
-            lane_cost.insert((lane.from, lane.to), lane.cost_per_unit.minor() as f64 / 100.0);
+            lane_cost.insert(
+                (lane.from, lane.to),
+                lane.cost_per_unit.minor() as f64 / 100.0,
+            );
             let to_station = inst.locations[lane.to.ix()].kind == LocationKind::Station;
             if to_station && lane.lead_time_days <= FAST_LANE_DAYS {
                 fast[lane.to.ix()].push((lane.from, lane.lead_time_days));
@@ -221,7 +224,10 @@ impl World {
 
     /// Whether a line can be released now: a transfer needs all of it on the sender's shelf.
     pub fn can_release(&self, line: &Line) -> bool {
-        line.qty > 0 && line.from.is_none_or(|from| self.on_hand(line.part, from) >= line.qty)
+        line.qty > 0
+            && line
+                .from
+                .is_none_or(|from| self.on_hand(line.part, from) >= line.qty)
     }
 
     /// Releases a month's lines in order. A transfer leaves its sender's shelf at once, and
@@ -279,7 +285,12 @@ impl World {
     }
 
     /// Serves one month's demand, `(part, station, units)` per cell.
-    pub fn serve(&mut self, net: &Net, month: usize, demand: &[(PartId, LocId, i64)]) -> Vec<Served> {
+    pub fn serve(
+        &mut self,
+        net: &Net,
+        month: usize,
+        demand: &[(PartId, LocId, i64)],
+    ) -> Vec<Served> {
         let mut out = Vec::with_capacity(demand.len());
         for &(part, station, units) in demand {
             if units <= 0 {
@@ -405,7 +416,11 @@ pub(crate) mod tests {
         let net = Net::new(&inst, &model);
         let (part, s1, s2, r) = (PartId(0), LocId(2), LocId(3), LocId(1));
         // R holds stock too, but its lane into S1 takes 2 days: not within the promise.
-        let mut world = World::new(&inst, &[(part, s1, 2), (part, s2, 3), (part, r, 50)], Vec::new());
+        let mut world = World::new(
+            &inst,
+            &[(part, s1, 2), (part, s2, 3), (part, r, 50)],
+            Vec::new(),
+        );
         let served = world.serve(&net, 0, &[(part, s1, 9)]);
         assert_eq!(served[0].own, 2);
         assert_eq!(served[0].fast, vec![(s2, 3)]);
@@ -434,7 +449,14 @@ pub(crate) mod tests {
         // R → S1 comes first but R's goods are still at C: it goes after C → R lands.
         let went = world.release_month(&net, vec![line(r, s1), line(c, r)], 0);
         assert_eq!(went.iter().map(|l| l.to).collect::<Vec<_>>(), vec![r, s1]);
-        assert_eq!((world.on_hand(part, c), world.on_hand(part, r), world.on_hand(part, s1)), (0, 0, 5));
+        assert_eq!(
+            (
+                world.on_hand(part, c),
+                world.on_hand(part, r),
+                world.on_hand(part, s1)
+            ),
+            (0, 0, 5)
+        );
         assert_eq!(world.months[0].refused_lines, 0);
     }
 

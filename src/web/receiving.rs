@@ -42,7 +42,11 @@ fn may_receive_at(ctx: &Ctx, location: &str) -> bool {
     }
 }
 
-pub async fn show(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ArrivingQuery>) -> PageResult {
+pub async fn show(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ArrivingQuery>,
+) -> PageResult {
     let lang = ctx.lang;
     let location = location_of(&ctx, q.location.as_deref());
     let overdue = q.overdue.as_deref() == Some("1");
@@ -80,7 +84,12 @@ pub async fn show(State(s): State<AppState>, ctx: Ctx, Query(q): Query<ArrivingQ
             }
         }
     };
-    Ok(page(&ctx, "/ui/arriving", lang.t("到货登记", "Arriving"), body))
+    Ok(page(
+        &ctx,
+        "/ui/arriving",
+        lang.t("到货登记", "Arriving"),
+        body,
+    ))
 }
 
 fn next_link(location: Option<&str>, overdue: bool, after: i64) -> String {
@@ -152,14 +161,25 @@ fn line_row(lang: Lang, ctx: &Ctx, l: &LineView) -> Markup {
 pub async fn receive(State(s): State<AppState>, ctx: Ctx, form: FormFields) -> PageResult {
     let lang = ctx.lang;
     let proposal_id = form.int("proposal").map_err(fail(lang))?;
-    let location = form.required("location").map_err(fail(lang))?.trim().to_owned();
+    let location = form
+        .required("location")
+        .map_err(fail(lang))?
+        .trim()
+        .to_owned();
     if !may_receive_at(&ctx, &location) {
         return Err(WebError::Forbidden.page(lang));
     }
     let qty = Qty::new(form.int("qty").map_err(fail(lang))?)
         .ok()
         .filter(|q| *q != Qty::ZERO)
-        .ok_or_else(|| WebError::Invalid("qty".into(), lang.t("必须是正整数", "must be a positive whole number").into()).page(lang))?;
+        .ok_or_else(|| {
+            WebError::Invalid(
+                "qty".into(),
+                lang.t("必须是正整数", "must be a positive whole number")
+                    .into(),
+            )
+            .page(lang)
+        })?;
     let key = form.required("key").map_err(fail(lang))?.to_owned();
     let receipt = Receipt {
         proposal_id,

@@ -39,16 +39,26 @@ async fn release_seeded(api: &Api, planner: &str, ids: [i64; 2]) {
             .await;
         assert_eq!(r.json()["status"], "approved", "{}", r.text());
     }
-    let items: Vec<Value> = ids.iter().map(|id| json!({"id": id, "version": 2})).collect();
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "version": 2}))
+        .collect();
     let r = api
-        .post("/api/v1/proposals/release", planner, json!({"proposals": items}))
+        .post(
+            "/api/v1/proposals/release",
+            planner,
+            json!({"proposals": items}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
 async fn stock_of(api: &Api, location: &str, token: &str) -> Value {
     let page = api
-        .get(&format!("/api/v1/stations/{location}/stock?limit=500"), token)
+        .get(
+            &format!("/api/v1/stations/{location}/stock?limit=500"),
+            token,
+        )
         .await
         .json();
     page["items"]
@@ -69,53 +79,124 @@ async fn lines_are_received_in_parts_and_never_beyond_what_is_open() {
     let (purchase, transfer) = api.seed_proposals(0).await;
     release_seeded(&api, &planner, [purchase, transfer]).await;
     let central = stock_of(&api, "C01", &planner).await;
-    assert_eq!((central["on_hand"].as_i64(), central["on_order"].as_i64()), (Some(36), Some(10)));
+    assert_eq!(
+        (central["on_hand"].as_i64(), central["on_order"].as_i64()),
+        (Some(36), Some(10))
+    );
 
     // The arriving list shows both lines open in full, the purchase at the central.
-    let arriving = api.get("/api/v1/arriving?location=C01", &planner).await.json();
+    let arriving = api
+        .get("/api/v1/arriving?location=C01", &planner)
+        .await
+        .json();
     let line = &arriving["items"][0];
     assert_eq!(line["proposal_id"], purchase, "{arriving}");
-    assert_eq!(line["line"], json!({"ordered": 10, "received": 0, "open": 10}));
+    assert_eq!(
+        line["line"],
+        json!({"ordered": 10, "received": 0, "open": 10})
+    );
 
     // The purchase arrives in two parts at the central (a planner books it).
-    let r = api.post("/api/v1/receipts", &planner, receipt(purchase, "C01", 6, "scan-1")).await;
+    let r = api
+        .post(
+            "/api/v1/receipts",
+            &planner,
+            receipt(purchase, "C01", 6, "scan-1"),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["line"], json!({"ordered": 10, "received": 6, "open": 4}));
+    assert_eq!(
+        r.json()["line"],
+        json!({"ordered": 10, "received": 6, "open": 4})
+    );
     assert_eq!(r.json()["status"], "released");
-    let r = api.post("/api/v1/receipts", &planner, receipt(purchase, "C01", 4, "scan-2")).await;
+    let r = api
+        .post(
+            "/api/v1/receipts",
+            &planner,
+            receipt(purchase, "C01", 4, "scan-2"),
+        )
+        .await;
     assert_eq!(r.json()["status"], "received", "{}", r.text());
     let central = stock_of(&api, "C01", &planner).await;
-    assert_eq!((central["on_hand"].as_i64(), central["on_order"].as_i64()), (Some(46), Some(0)));
+    assert_eq!(
+        (central["on_hand"].as_i64(), central["on_order"].as_i64()),
+        (Some(46), Some(0))
+    );
 
     // A retry of the first receipt moves nothing; a third receipt of the closed line, an
     // over-receipt, a receipt at the wrong place and a station at another's door are refused
     // with nothing written.
-    let r = api.post("/api/v1/receipts", &planner, receipt(purchase, "C01", 6, "scan-1")).await;
-    assert_eq!((r.status.as_u16(), r.json()["moved"].clone()), (200, json!(false)), "{}", r.text());
+    let r = api
+        .post(
+            "/api/v1/receipts",
+            &planner,
+            receipt(purchase, "C01", 6, "scan-1"),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["moved"].clone()),
+        (200, json!(false)),
+        "{}",
+        r.text()
+    );
     let ledger = api.count("stock_ledger").await;
     let audit = api.count("audit_log").await;
-    api.post("/api/v1/receipts", &planner, receipt(purchase, "C01", 1, "scan-3"))
-        .await
-        .assert_problem(409, "proposal_id");
-    api.post("/api/v1/receipts", &station, receipt(transfer, "S002", 5, "t-1"))
-        .await
-        .assert_problem(409, "qty");
-    api.post("/api/v1/receipts", &planner, receipt(transfer, "S001", 1, "t-1"))
-        .await
-        .assert_problem(422, "location");
-    let r = api.post("/api/v1/receipts", &station, receipt(purchase, "C01", 1, "x")).await;
+    api.post(
+        "/api/v1/receipts",
+        &planner,
+        receipt(purchase, "C01", 1, "scan-3"),
+    )
+    .await
+    .assert_problem(409, "proposal_id");
+    api.post(
+        "/api/v1/receipts",
+        &station,
+        receipt(transfer, "S002", 5, "t-1"),
+    )
+    .await
+    .assert_problem(409, "qty");
+    api.post(
+        "/api/v1/receipts",
+        &planner,
+        receipt(transfer, "S001", 1, "t-1"),
+    )
+    .await
+    .assert_problem(422, "location");
+    let r = api
+        .post(
+            "/api/v1/receipts",
+            &station,
+            receipt(purchase, "C01", 1, "x"),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 403, "{}", r.text());
-    assert_eq!((api.count("stock_ledger").await, api.count("audit_log").await), (ledger, audit));
+    assert_eq!(
+        (
+            api.count("stock_ledger").await,
+            api.count("audit_log").await
+        ),
+        (ledger, audit)
+    );
 
     // The transfer arrives at the station in two parts: one through the receipts endpoint,
     // the rest through the station's own receipt form (which names its proposal).
     let before = api
-        .get(&format!("/api/v1/availability?part={PART}&station=S002"), &station)
+        .get(
+            &format!("/api/v1/availability?part={PART}&station=S002"),
+            &station,
+        )
         .await
         .json();
     assert_eq!(before["own"]["in_transit"], 4, "{before}");
     assert_eq!(before["arriving"][0]["qty"], 4, "{before}");
-    let r = api.post("/api/v1/receipts", &station, receipt(transfer, "S002", 1, "t-1")).await;
+    let r = api
+        .post(
+            "/api/v1/receipts",
+            &station,
+            receipt(transfer, "S002", 1, "t-1"),
+        )
+        .await;
     assert_eq!(r.json()["line"]["open"], 3, "{}", r.text());
     let r = api
         .post(
@@ -126,7 +207,10 @@ async fn lines_are_received_in_parts_and_never_beyond_what_is_open() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let after = api
-        .get(&format!("/api/v1/availability?part={PART}&station=S002"), &station)
+        .get(
+            &format!("/api/v1/availability?part={PART}&station=S002"),
+            &station,
+        )
         .await
         .json();
     assert_eq!(after["own"]["on_hand"], 4, "{after}");
@@ -134,7 +218,13 @@ async fn lines_are_received_in_parts_and_never_beyond_what_is_open() {
     assert_eq!(after["arriving"], json!([]), "{after}");
     let open = api.get("/api/v1/arriving", &planner).await.json();
     assert_eq!(open["items"], json!([]), "nothing is open: {open}");
-    let audit = api.get("/api/v1/audit?action=proposal.receive&limit=50", &api.token(Role::Admin, None).await).await.json();
+    let audit = api
+        .get(
+            "/api/v1/audit?action=proposal.receive&limit=50",
+            &api.token(Role::Admin, None).await,
+        )
+        .await
+        .json();
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(4), "{audit}");
 }
 
@@ -183,7 +273,11 @@ async fn a_new_plan_run_supersedes_older_open_proposals_and_keeps_released_lines
     let (old_purchase, old_transfer) = api.seed_proposals(0).await;
     release_seeded(&api, &planner, [purchase, transfer]).await;
     let r = api
-        .post(&format!("/api/v1/proposals/{old_purchase}/approve"), &planner, json!({"version": 1}))
+        .post(
+            &format!("/api/v1/proposals/{old_purchase}/approve"),
+            &planner,
+            json!({"version": 1}),
+        )
         .await;
     assert_eq!(r.json()["status"], "approved");
 
@@ -200,23 +294,37 @@ async fn a_new_plan_run_supersedes_older_open_proposals_and_keeps_released_lines
         (old_purchase, "superseded"),
         (old_transfer, "superseded"),
     ] {
-        let p = api.get(&format!("/api/v1/proposals/{id}"), &planner).await.json();
+        let p = api
+            .get(&format!("/api/v1/proposals/{id}"), &planner)
+            .await
+            .json();
         assert_eq!(p["proposal"]["status"], status, "{id}: {p}");
     }
     let admin = api.token(Role::Admin, None).await;
     let audit = api
-        .get(&format!("/api/v1/audit?entity=plan_run&entity_id={}", run.id), &admin)
+        .get(
+            &format!("/api/v1/audit?entity=plan_run&entity_id={}", run.id),
+            &admin,
+        )
         .await
         .json();
     assert_eq!(audit["items"][0]["action"], "plan_run.supersede", "{audit}");
     // A superseded line cannot be approved, released or received.
-    api.post(&format!("/api/v1/proposals/{old_purchase}/approve"), &planner, json!({"version": 3}))
-        .await
-        .assert_problem(409, "status");
+    api.post(
+        &format!("/api/v1/proposals/{old_purchase}/approve"),
+        &planner,
+        json!({"version": 3}),
+    )
+    .await
+    .assert_problem(409, "status");
     let ledger = api.count("stock_ledger").await;
-    api.post("/api/v1/receipts", &planner, receipt(old_purchase, "C01", 1, "s-1"))
-        .await
-        .assert_problem(409, "proposal_id");
+    api.post(
+        "/api/v1/receipts",
+        &planner,
+        receipt(old_purchase, "C01", 1, "s-1"),
+    )
+    .await
+    .assert_problem(409, "proposal_id");
     assert_eq!(api.count("stock_ledger").await, ledger);
 }
 
@@ -237,7 +345,11 @@ async fn plan_runs_run_one_at_a_time_and_a_silent_one_is_taken_over() {
     )
     .expect("running run");
     let refused = plan_runs::run_and_store(api.db(), model.clone(), &text, Some(&forecast)).await;
-    assert!(matches!(refused, Err(PlanRunError::Busy { .. })), "{:?}", refused.err());
+    assert!(
+        matches!(refused, Err(PlanRunError::Busy { .. })),
+        "{:?}",
+        refused.err()
+    );
     // Its instance died: a minute without a heartbeat and the next run takes over.
     sql_execute!(
         conn.conn(),
@@ -257,7 +369,10 @@ async fn plan_runs_run_one_at_a_time_and_a_silent_one_is_taken_over() {
     )
     .expect("runs");
     assert_eq!(statuses[0].1, "failed");
-    assert!(statuses[0].2.as_deref().is_some_and(|f| f.starts_with("abandoned")));
+    assert!(statuses[0]
+        .2
+        .as_deref()
+        .is_some_and(|f| f.starts_with("abandoned")));
     assert_eq!(statuses[1].1, "solved", "run {}", run.id);
     drop(conn);
     // Two started together: never two running; each either ran or was refused as busy.
@@ -312,7 +427,9 @@ async fn plan_release_receive_plan_leaves_no_phantom_stock() {
     .expect("proposals");
     let mut released = Vec::new();
     for p in &page.items {
-        let approved = proposals::approve(api.db(), "test", p.id, p.version).await.expect("approve");
+        let approved = proposals::approve(api.db(), "test", p.id, p.version)
+            .await
+            .expect("approve");
         let version = if approved.status == "awaiting_finance" {
             proposals::finance_decide(api.db(), "test", p.id, approved.version, true)
                 .await
@@ -348,7 +465,9 @@ async fn plan_release_receive_plan_leaves_no_phantom_stock() {
             .await
             .expect("receive");
         }
-        *open.entry((p.part_code.clone(), p.to_code.clone())).or_insert(0) += p.qty - half;
+        *open
+            .entry((p.part_code.clone(), p.to_code.clone()))
+            .or_insert(0) += p.qty - half;
     }
 
     // The next plan's snapshot: its pipeline per (part, location) is the open lines, exactly,
@@ -396,5 +515,9 @@ async fn plan_release_receive_plan_leaves_no_phantom_stock() {
     )
     .await
     .expect("first run");
-    assert!(left.items.is_empty(), "run {} superseded the first run's open proposals", second.id);
+    assert!(
+        left.items.is_empty(),
+        "run {} superseded the first run's open proposals",
+        second.id
+    );
 }

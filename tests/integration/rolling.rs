@@ -63,10 +63,17 @@ async fn the_plan_lives_month_by_month_and_its_released_lines_replay_the_same() 
     assert!(plan.fill_24h >= plan.shelf_fill);
     assert!(plan.months.iter().all(|m| m.projected_fill.is_some()));
     // The baseline's curve: more safety stock, more inventory.
-    let values: Vec<f64> = report.baseline.iter().map(|b| b.average_inventory_value).collect();
+    let values: Vec<f64> = report
+        .baseline
+        .iter()
+        .map(|b| b.average_inventory_value)
+        .collect();
     assert!(values.windows(2).all(|w| w[1] >= w[0]), "{values:?}");
     // The replay lived in a copy: the source database is as it was.
-    assert_eq!((api.count("proposals").await, api.count("faults").await), (proposals, faults));
+    assert_eq!(
+        (api.count("proposals").await, api.count("faults").await),
+        (proposals, faults)
+    );
 
     // The released file, replayed by the same rules against the same truth: the same year.
     let mut again = options(truth);
@@ -80,7 +87,12 @@ async fn the_plan_lives_month_by_month_and_its_released_lines_replay_the_same() 
         (b.demand, b.order_lines, b.refused_lines),
         "same demand, every released line released again"
     );
-    assert!((a.fill_24h - b.fill_24h).abs() < 1e-12, "{} vs {}", a.fill_24h, b.fill_24h);
+    assert!(
+        (a.fill_24h - b.fill_24h).abs() < 1e-12,
+        "{} vs {}",
+        a.fill_24h,
+        b.fill_24h
+    );
     assert!((a.shelf_fill - b.shelf_fill).abs() < 1e-12);
     assert!(
         (a.average_inventory_value - b.average_inventory_value).abs() < 1e-6,
@@ -95,8 +107,11 @@ async fn a_truth_that_does_not_start_after_the_history_is_refused() {
     let api = Api::tiny().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let truth = dir.path().join("truth.csv");
-    std::fs::write(&truth, "part_code,station_code,month,demand\nPT-MEC-000010,S001,2020-01,2\n")
-        .expect("write");
+    std::fs::write(
+        &truth,
+        "part_code,station_code,month,demand\nPT-MEC-000010,S001,2020-01,2\n",
+    )
+    .expect("write");
     let err = replay::run(api.db(), &CodingRule::default(), &options(truth))
         .await
         .err();

@@ -433,7 +433,10 @@ async fn the_arriving_list_books_a_line_in_part_and_shows_what_is_open() {
     )
     .expect("release");
     drop(conn);
-    for (id, kind, at) in [(purchase, "order", "C01"), (transfer, "transfer_ship", "S002")] {
+    for (id, kind, at) in [
+        (purchase, "order", "C01"),
+        (transfer, "transfer_ship", "S002"),
+    ] {
         let (part, loc) = ("PT-MEC-000010", at);
         let mut conn = api.db().acquire().await.expect("conn");
         let ids: (i64, i64) = sqlx_ids(&mut conn, part, loc).await;
@@ -461,17 +464,45 @@ async fn the_arriving_list_books_a_line_in_part_and_shows_what_is_open() {
         tx.commit().await.expect("commit");
     }
     let (cookie, csrf) = signed_in(&api, Role::Planner, None).await;
-    let list = send(&api, Method::GET, "/ui/arriving?location=C01", Some(&cookie), None).await;
+    let list = send(
+        &api,
+        Method::GET,
+        "/ui/arriving?location=C01",
+        Some(&cookie),
+        None,
+    )
+    .await;
     assert_eq!(list.status, 200, "{}", list.body);
-    assert!(list.body.contains(&format!("data-line=\"{purchase}\"")), "{}", list.body);
-    assert!(!list.body.contains(&format!("data-line=\"{transfer}\"")), "only C01's lines");
+    assert!(
+        list.body.contains(&format!("data-line=\"{purchase}\"")),
+        "{}",
+        list.body
+    );
+    assert!(
+        !list.body.contains(&format!("data-line=\"{transfer}\"")),
+        "only C01's lines"
+    );
     let form = format!("csrf={csrf}&key=k1&proposal={purchase}&location=C01&qty=3");
-    let done = send(&api, Method::POST, "/ui/arriving/receive", Some(&cookie), Some(form.clone())).await;
+    let done = send(
+        &api,
+        Method::POST,
+        "/ui/arriving/receive",
+        Some(&cookie),
+        Some(form.clone()),
+    )
+    .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let after = send(&api, Method::GET, &done.location, Some(&cookie), None).await;
     assert!(after.body.contains("PT-MEC-000010"), "{}", after.body);
     // A double submit of the same form books nothing more.
-    send(&api, Method::POST, "/ui/arriving/receive", Some(&cookie), Some(form)).await;
+    send(
+        &api,
+        Method::POST,
+        "/ui/arriving/receive",
+        Some(&cookie),
+        Some(form),
+    )
+    .await;
     let mut conn = api.db().acquire().await.expect("conn");
     let received = sql_scalar!(
         i64,
@@ -485,15 +516,38 @@ async fn the_arriving_list_books_a_line_in_part_and_shows_what_is_open() {
     // A station sees its own lines and may not book at the central.
     let (station, station_csrf) = signed_in(&api, Role::Station, Some("S002")).await;
     let own = send(&api, Method::GET, "/ui/arriving", Some(&station), None).await;
-    assert!(own.body.contains(&format!("data-line=\"{transfer}\"")), "{}", own.body);
+    assert!(
+        own.body.contains(&format!("data-line=\"{transfer}\"")),
+        "{}",
+        own.body
+    );
     assert!(!own.body.contains(&format!("data-line=\"{purchase}\"")));
     let form = format!("csrf={station_csrf}&key=k2&proposal={purchase}&location=C01&qty=1");
-    let refused = send(&api, Method::POST, "/ui/arriving/receive", Some(&station), Some(form)).await;
+    let refused = send(
+        &api,
+        Method::POST,
+        "/ui/arriving/receive",
+        Some(&station),
+        Some(form),
+    )
+    .await;
     assert_eq!(refused.status, 403);
 }
 
 async fn sqlx_ids(conn: &mut spareplan::db::PooledConn, part: &str, loc: &str) -> (i64, i64) {
-    let p = sql_scalar!(i64, conn.conn(), "select id from parts where code = $1", part).expect("part");
-    let l = sql_scalar!(i64, conn.conn(), "select id from locations where code = $1", loc).expect("loc");
+    let p = sql_scalar!(
+        i64,
+        conn.conn(),
+        "select id from parts where code = $1",
+        part
+    )
+    .expect("part");
+    let l = sql_scalar!(
+        i64,
+        conn.conn(),
+        "select id from locations where code = $1",
+        loc
+    )
+    .expect("loc");
     (p, l)
 }
