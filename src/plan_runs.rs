@@ -584,10 +584,11 @@ async fn supersede_older(tx: &mut crate::db::Tx, run_id: i64) -> Result<usize, P
     .map(|(id,)| id)
     .collect();
     if !ids.is_empty() {
+        let actor = format!("plan-run:{run_id}");
         crate::audit::record(
             tx,
             crate::audit::Change {
-                actor: "planner",
+                actor: &actor,
                 action: "plan_run.supersede",
                 entity: "plan_run",
                 entity_id: run_id.to_string(),
