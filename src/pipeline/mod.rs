@@ -62,6 +62,8 @@ pub struct OpenLine {
     pub proposal_id: i64,
     pub kind: LineKind,
     pub part_id: i64,
+    /// The sender of a transfer.
+    pub from_id: Option<i64>,
     pub to_id: i64,
     /// Ordered minus received: always > 0 for an open line.
     pub open: i64,

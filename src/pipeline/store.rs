@@ -523,22 +523,25 @@ pub async fn arriving(db: &Db, filter: &ArrivingFilter) -> Result<Page<LineView>
 /// Every open line, for a plan run's snapshot.
 pub async fn open_lines(conn: Conn<'_>) -> Result<Vec<OpenLine>, sqlx::Error> {
     let rows = sql_fetch_all!(
-        (i64, String, i64, i64, i64, NaiveDate),
+        (i64, String, i64, Option<i64>, i64, i64, NaiveDate),
         conn,
-        "select id, kind, part_id, to_id, qty - received_qty, arrive_on from proposals
+        "select id, kind, part_id, from_id, to_id, qty - received_qty, arrive_on from proposals
          where status = 'released' and received_qty < qty order by id"
     )?;
     Ok(rows
         .into_iter()
-        .filter_map(|(proposal_id, kind, part_id, to_id, open, arrive_on)| {
-            Some(OpenLine {
-                proposal_id,
-                kind: LineKind::parse(&kind)?,
-                part_id,
-                to_id,
-                open,
-                arrive_on,
-            })
-        })
+        .filter_map(
+            |(proposal_id, kind, part_id, from_id, to_id, open, arrive_on)| {
+                Some(OpenLine {
+                    proposal_id,
+                    kind: LineKind::parse(&kind)?,
+                    part_id,
+                    from_id,
+                    to_id,
+                    open,
+                    arrive_on,
+                })
+            },
+        )
         .collect())
 }

@@ -100,7 +100,12 @@ impl MinMax {
         for &l in &shape.order {
             for (part, demand) in &by_loc[l.ix()] {
                 let part = *part;
-                let window = shape.lead_days[l.ix()] / 30.44 + 1.0;
+                // The central waits on the part's supplier; the others on the lane from their parent.
+                let lead_days = match shape.parent[l.ix()] {
+                    None => f64::from(net.inst.parts[part.ix()].lead_time_days),
+                    Some(_) => shape.lead_days[l.ix()],
+                };
+                let window = lead_days / 30.44 + 1.0;
                 let s = season_over(&season, net, &shape, l, calendar_month, window);
                 let (min, max) = self.levels(net, part, demand, window, s);
                 let ip = position.get(&(part, l)).copied().unwrap_or(0) as f64;
@@ -124,7 +129,7 @@ impl MinMax {
                         if qty > 0 {
                             *held -= qty;
                             *position.entry((part, l)).or_insert(0) += qty;
-                            transfers.push(line(
+                            let sent = line(
                                 calendar,
                                 m,
                                 part,
@@ -132,7 +137,15 @@ impl MinMax {
                                 l,
                                 qty,
                                 shape.lead_days[l.ix()],
-                            ));
+                            );
+                            // Goods that land this month can move on this month, as the
+                            // plan's can (the world releases the lines in this order).
+                            if sent.arrives == m {
+                                *shelf
+                                    .entry((part, l))
+                                    .or_insert_with(|| world.on_hand(part, l)) += qty;
+                            }
+                            transfers.push(sent);
                         }
                     }
                 }
@@ -164,9 +177,15 @@ impl MinMax {
             (units.max(i64::from(p.moq)) + pack - 1) / pack * pack
         };
         let mut qty: Vec<i64> = vec![0; wanted.len()];
-        for pass in 0..2 {
+        // Without a budget every line goes up to max at once.
+        let passes: &[bool] = if budget.is_some() {
+            &[false, true]
+        } else {
+            &[true]
+        };
+        for &to_max in passes {
             for (i, w) in wanted.iter().enumerate() {
-                let target = if pass == 0 { w.to_min } else { w.to_max };
+                let target = if to_max { w.to_max } else { w.to_min };
                 if target <= qty[i] {
                     continue;
                 }
@@ -179,9 +198,6 @@ impl MinMax {
                     *left -= spend;
                 }
                 qty[i] = next;
-            }
-            if budget.is_none() {
-                break;
             }
         }
         wanted
@@ -391,5 +407,35 @@ mod tests {
         assert!(purchase.is_some_and(|l| l.to == LocId(0) && l.qty >= 8));
         // R reorders from the central, which holds nothing: no line.
         assert!(!lines.iter().any(|l| l.to == r));
+    }
+
+    #[test]
+    fn without_a_budget_the_central_buys_up_to_max_and_with_one_reorder_points_come_first() {
+        let (mut model, inst) = small();
+        let (part, s1) = (PartId(0), LocId(2));
+        let history: Vec<(u32, MonthDemand)> = (0..12)
+            .map(|k| (k % 12 + 1, HashMap::from([((part, s1), 4)])))
+            .collect();
+        let calendar = Calendar::new(Month::new(2027, 1).unwrap_or_else(|| panic!("month")));
+        let world = World::new(&inst, &[], Vec::new());
+        let bought = |model: &crate::plan::PlanModel| {
+            let net = Net::new(&inst, model);
+            let lines = MinMax::new(0.0, history.clone()).decide(&net, &world, &calendar, 0);
+            lines
+                .iter()
+                .filter(|l| l.from.is_none())
+                .map(|l| l.qty)
+                .sum::<i64>()
+        };
+        // μ = 4 a month, 45-day lead: min = 4 · (45/30.44 + 1) ≈ 9.9, max = min + max(EOQ, μ).
+        model.budget = None;
+        let unlimited = bought(&model);
+        assert!(unlimited >= 14, "up to max: {unlimited}");
+        // A budget for 12 units at 100 a unit: the reorder point (10 units) first.
+        model.budget = Some(crate::plan::model::Budget {
+            scope: BudgetScope::Period,
+            amount: crate::units::Amount::from_minor(120_000),
+        });
+        assert_eq!(bought(&model), 10);
     }
 }

@@ -198,33 +198,10 @@ async fn carry_open_lines(source: &Db, scratch: &Db) -> Result<(), ReplayError> 
     for (i, (kind, part, from, to, qty, order_by, arrive_on, cost, currency)) in
         rows.into_iter().enumerate()
     {
-        let part_id = sql_fetch_optional!(
-            (i64,),
-            tx.conn(),
-            "select id from parts where code = $1",
-            &part
-        )?
-        .map(|r| r.0)
-        .ok_or_else(|| ReplayError::Copy(format!("part {part} missing in the copy")))?;
-        let to_id = sql_fetch_optional!(
-            (i64,),
-            tx.conn(),
-            "select id from locations where code = $1",
-            &to
-        )?
-        .map(|r| r.0)
-        .ok_or_else(|| ReplayError::Copy(format!("location {to} missing in the copy")))?;
+        let part_id = copied_id(&mut tx, "parts", &part).await?;
+        let to_id = copied_id(&mut tx, "locations", &to).await?;
         let from_id = match from {
-            Some(code) => Some(
-                sql_fetch_optional!(
-                    (i64,),
-                    tx.conn(),
-                    "select id from locations where code = $1",
-                    &code
-                )?
-                .map(|r| r.0)
-                .ok_or_else(|| ReplayError::Copy(format!("location {code} missing")))?,
-            ),
+            Some(code) => Some(copied_id(&mut tx, "locations", &code).await?),
             None => None,
         };
         let (proposal,) = sql_fetch_optional!(
@@ -265,6 +242,14 @@ async fn carry_open_lines(source: &Db, scratch: &Db) -> Result<(), ReplayError> 
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The id of a code in the scratch copy (`table` is parts or locations).
+async fn copied_id(tx: &mut crate::db::Tx, table: &str, code: &str) -> Result<i64, ReplayError> {
+    let sql = format!("select id from {table} where code = $1");
+    sql_fetch_optional!((i64,), tx.conn(), &sql, code)?
+        .map(|r| r.0)
+        .ok_or_else(|| ReplayError::Copy(format!("{code} is missing from the copy's {table}")))
 }
 
 async fn last_history_month(db: &Db) -> Result<Month, ReplayError> {
@@ -321,23 +306,18 @@ async fn opening_lines(
 ) -> Result<Vec<Line>, ReplayError> {
     let (parts, locs) = id_maps(snapshot);
     let mut conn = db.acquire().await?;
-    let rows = sql_fetch_all!(
-        (i64, i64, Option<i64>, i64, i64, NaiveDate),
-        conn.conn(),
-        "select id, part_id, from_id, to_id, qty - received_qty, arrive_on from proposals
-         where status = 'released' and received_qty < qty order by id"
-    )?;
-    Ok(rows
+    let open = pipeline::open_lines(conn.conn()).await?;
+    Ok(open
         .into_iter()
-        .filter_map(|(id, part, from, to, qty, arrive_on)| {
+        .filter_map(|l| {
             Some(Line {
-                part: *parts.get(&part)?,
-                from: from.and_then(|f| locs.get(&f).copied()),
-                to: *locs.get(&to)?,
-                qty,
+                part: *parts.get(&l.part_id)?,
+                from: l.from_id.and_then(|f| locs.get(&f).copied()),
+                to: *locs.get(&l.to_id)?,
+                qty: l.open,
                 released: 0,
-                arrives: calendar.index_of(arrive_on),
-                proposal_id: Some(id),
+                arrives: calendar.index_of(l.arrive_on),
+                proposal_id: Some(l.proposal_id),
             })
         })
         .collect())

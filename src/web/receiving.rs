@@ -23,17 +23,6 @@ pub struct ArrivingQuery {
     done: Option<String>,
 }
 
-/// A station user's own location; anyone else's choice (all when empty).
-fn location_of(ctx: &Ctx, asked: Option<&str>) -> Option<String> {
-    match ctx.session.station_code() {
-        Some(own) => Some(own.to_owned()),
-        None => asked
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-    }
-}
-
 fn may_receive_at(ctx: &Ctx, location: &str) -> bool {
     match ctx.session.role() {
         Role::Admin | Role::Planner => true,
@@ -48,7 +37,7 @@ pub async fn show(
     Query(q): Query<ArrivingQuery>,
 ) -> PageResult {
     let lang = ctx.lang;
-    let location = location_of(&ctx, q.location.as_deref());
+    let location = super::station::station_of(&ctx, q.location.as_deref());
     let overdue = q.overdue.as_deref() == Some("1");
     let filter = ArrivingFilter {
         location: location.clone(),

@@ -24,7 +24,7 @@ pub struct StockQuery {
 }
 
 /// The station a page is about: a station user's own, else the one asked for.
-fn station_of(ctx: &Ctx, asked: Option<&str>) -> Option<String> {
+pub(super) fn station_of(ctx: &Ctx, asked: Option<&str>) -> Option<String> {
     match ctx.session.station_code() {
         Some(own) => Some(own.to_owned()),
         None => asked
