@@ -1091,7 +1091,8 @@ fn check_credit(
     ]
 }
 
-const FAULT_COLUMNS: &[&str] = &[
+/// The faults table's columns as the bulk paths write them (import, the rolling replay).
+pub const FAULT_COLUMNS: &[&str] = &[
     "work_order",
     "opened_on",
     "equipment_id",

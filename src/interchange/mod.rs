@@ -10,5 +10,7 @@ mod kind;
 pub mod rows;
 
 pub use export::{export_dir, export_file, history_snapshot, ExportError, HistorySnapshot};
-pub use import::{import_dir, import_file, import_in, ImportError, ImportSummary, RowError};
+pub use import::{
+    import_dir, import_file, import_in, ImportError, ImportSummary, RowError, FAULT_COLUMNS,
+};
 pub use kind::Kind;

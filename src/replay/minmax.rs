@@ -170,7 +170,7 @@ impl MinMax {
     /// planner trimming a purchase list protects the reorder points before the lot sizes.
     fn buy(&self, net: &Net, calendar: &Calendar, m: usize, mut wanted: Vec<Want>) -> Vec<Line> {
         wanted.sort_by(|a, b| a.urgency.total_cmp(&b.urgency).then(a.part.cmp(&b.part)));
-        let mut budget = monthly_budget(net);
+        let mut budget = monthly_budget(net.model);
         let rounded = |part: PartId, units: i64| {
             let p = &net.inst.parts[part.ix()];
             let pack = i64::from(p.pack_size.max(1));
@@ -351,12 +351,12 @@ fn inventory_position(world: &World) -> HashMap<(PartId, LocId), i64> {
 }
 
 /// The model's purchase budget for one month, major units (`None`: no budget).
-fn monthly_budget(net: &Net) -> Option<f64> {
-    let budget = net.model.budget.as_ref()?;
+pub fn monthly_budget(model: &crate::plan::PlanModel) -> Option<f64> {
+    let budget = model.budget.as_ref()?;
     let amount = budget.amount.minor() as f64 / 100.0;
     Some(match budget.scope {
         BudgetScope::Period => amount,
-        BudgetScope::Horizon => amount / net.model.periods.max(1) as f64,
+        BudgetScope::Horizon => amount / model.periods.max(1) as f64,
     })
 }
 

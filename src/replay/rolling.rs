@@ -102,7 +102,8 @@ pub async fn run(
             ("released file", Vec::new())
         }
         None => {
-            let mut plan = PlanSide::new(&scratch, &snapshot, &net, calendar, options).await?;
+            let mut plan =
+                PlanSide::new(&scratch, &snapshot, &net, calendar, options, &truth).await?;
             let projected = plan.live(&mut world, &truth).await?;
             if let Some(path) = &options.released_out {
                 write_released(path, &plan.released)?;
@@ -116,12 +117,7 @@ pub async fn run(
         model: options.model.name.clone(),
         first_month: calendar.first.to_string(),
         months: truth.months.len(),
-        monthly_budget: options.model.budget.as_ref().map(|b| match b.scope {
-            crate::plan::model::BudgetScope::Period => b.amount.minor() as f64 / 100.0,
-            crate::plan::model::BudgetScope::Horizon => {
-                b.amount.minor() as f64 / 100.0 / options.model.periods.max(1) as f64
-            }
-        }),
+        monthly_budget: super::minmax::monthly_budget(&options.model),
         order_cost_per_line: options.model.order_cost,
         holding_rate_per_year: options.model.holding_rate_per_year,
         baseline_inventory_at_plan_fill: inventory_at(&baseline, plan.fill_24h),
@@ -517,9 +513,10 @@ impl<'a> PlanSide<'a> {
         net: &'a Net<'a>,
         calendar: Calendar,
         options: &'a RollingOptions,
+        truth: &Truth,
     ) -> Result<PlanSide<'a>, ReplayError> {
         let (parts, locs) = id_maps(snapshot);
-        let equipment = equipment_for_history(db, &parts, &locs).await?;
+        let equipment = equipment_for_history(db, &parts, &locs, truth).await?;
         Ok(PlanSide {
             db,
             snapshot,
@@ -739,7 +736,7 @@ impl<'a> PlanSide<'a> {
                     })?;
             }
         }
-        let mut faults = BulkInsert::new("faults", FAULT_COLUMNS);
+        let mut faults = BulkInsert::new("faults", crate::interchange::FAULT_COLUMNS);
         for s in served {
             let Some(&equipment) = self.equipment.get(&(s.station, s.part)) else {
                 continue;
@@ -802,18 +799,6 @@ impl<'a> PlanSide<'a> {
     }
 }
 
-const FAULT_COLUMNS: &[&str] = &[
-    "work_order",
-    "opened_on",
-    "equipment_id",
-    "station_id",
-    "category",
-    "fault_level",
-    "part_id",
-    "qty",
-    "warranty",
-];
-
 /// The fault category a part's code names (`<line>-<ELE|MEC|HYD|OTH>-…`).
 fn category_of(code: &str) -> &'static str {
     match code.split('-').nth(1) {
@@ -824,12 +809,15 @@ fn category_of(code: &str) -> &'static str {
     }
 }
 
-/// Per (station, part): a unit at the station whose model the part fits, else any unit
-/// at the station, else any unit the part fits — demand must name a machine to be history.
+/// Per (station, part) cell the truth names: a unit at the station whose model the part
+/// fits, else any unit at the station, else any unit the part fits — demand must name a
+/// machine to be history. Only the truth's cells are looked up, so the work grows with the
+/// demand, not with stations × parts.
 async fn equipment_for_history(
     db: &Db,
     parts: &HashMap<i64, PartId>,
     locs: &HashMap<i64, LocId>,
+    truth: &Truth,
 ) -> Result<HashMap<(LocId, PartId), i64>, ReplayError> {
     let mut conn = db.acquire().await?;
     let units = sql_fetch_all!(
@@ -842,11 +830,13 @@ async fn equipment_for_history(
         conn.conn(),
         "select part_id, equipment_model from fits"
     )?;
-    let mut by_model: HashMap<&str, Vec<(LocId, i64)>> = HashMap::new();
+    let mut at_model: HashMap<(LocId, &str), i64> = HashMap::new();
+    let mut any_of_model: HashMap<&str, i64> = HashMap::new();
     let mut any_at: HashMap<LocId, i64> = HashMap::new();
     for (id, station, model) in &units {
         if let Some(&l) = locs.get(station) {
-            by_model.entry(model.as_str()).or_default().push((l, *id));
+            at_model.entry((l, model.as_str())).or_insert(*id);
+            any_of_model.entry(model.as_str()).or_insert(*id);
             any_at.entry(l).or_insert(*id);
         }
     }
@@ -857,24 +847,18 @@ async fn equipment_for_history(
         }
     }
     let mut out = HashMap::new();
-    for (&l, &fallback) in &any_at {
-        for p in 0..parts.len() {
-            let p = PartId(p as u32);
-            let units = part_models
-                .get(&p)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| by_model.get(m));
-            let fitting = units
-                .clone()
-                .flatten()
-                .find(|(at, _)| *at == l)
-                .map(|u| u.1);
-            let anywhere = units.flatten().next().map(|u| u.1);
-            out.insert(
-                (l, p),
-                fitting.or(Some(fallback)).or(anywhere).unwrap_or(fallback),
-            );
+    for &(p, l, _) in truth.months.iter().flatten() {
+        if out.contains_key(&(l, p)) {
+            continue;
+        }
+        let models = part_models.get(&p).map(Vec::as_slice).unwrap_or_default();
+        let unit = models
+            .iter()
+            .find_map(|m| at_model.get(&(l, *m)))
+            .or_else(|| any_at.get(&l))
+            .or_else(|| models.iter().find_map(|m| any_of_model.get(m)));
+        if let Some(&unit) = unit {
+            out.insert((l, p), unit);
         }
     }
     Ok(out)
